@@ -1,0 +1,100 @@
+/*
+ * kl_config.h - the agent configuration, as upstream's keylime_push_model_agent
+ * reads it (PROTOCOL.md §9.1, seeds/push-model-user-guide.txt).
+ *
+ * Layers, later wins:
+ *   1. built-in defaults (upstream's)
+ *   2. $KL_SYSCONFDIR/agent.conf (default /etc/keylime/agent.conf), table [agent]
+ *   3. $KL_SYSCONFDIR/agent.conf.d/ *.conf in lexical (strcmp) order
+ *      -- or, when KEYLIME_AGENT_CONFIG is set, that one file instead of 2 and 3
+ *   4. KEYLIME_AGENT_<KEY> environment variables (KEY = option name in upper case),
+ *      and KEYLIME_DIR for keylime_dir
+ *   5. command-line flags (the same flags as keylime_push_model_agent)
+ * Unknown keys in [agent] are warned about once; pull-only keys (the pull
+ * agent's options, e.g. contact_port, enable_revocation_notifications,
+ * server_key ...) are accepted and ignored silently. Other tables are ignored.
+ * Every error names the file, line and column, or the variable or flag.
+ */
+#ifndef KL_CONFIG_H
+#define KL_CONFIG_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+struct kl_config {
+	/* [agent] keys (strings are owned by the struct, never NULL after load) */
+	char *uuid;				/* "d432fbb3-d2f1-4a97-9ef7-75bd81c00000" */
+	char *verifier_url;			/* "https://localhost:8881" */
+	char *verifier_tls_ca_cert;		/* "default" -> <keylime_dir>/cv_ca/cacert.crt */
+	char *registrar_ip;			/* "127.0.0.1" */
+	long registrar_port;			/* 8890 */
+	bool registrar_tls_enabled;		/* false */
+	long registrar_tls_port;		/* 8891 */
+	char *registrar_tls_ca_cert;		/* "default" -> <keylime_dir>/cv_ca/cacert.crt */
+	char *registrar_api_versions;		/* "default"; "latest"; or "2.5, 2.6" / array joined with "," */
+	char *contact_ip;			/* "127.0.0.1" */
+	long contact_port;			/* 9002 */
+	char *tpm_encryption_alg;		/* "rsa" | "ecc" */
+	char *tpm_hash_alg;			/* "sha256" */
+	char *tpm_signing_alg;			/* "rsassa" */
+	char *ek_handle;			/* "" = create the EK from the default template */
+	char *tpm_ownerpassword;		/* "" ; "hex:..." as upstream. A secret: never logged */
+	char *agent_data_path;			/* "default" -> <keylime_dir>/agent_data.json */
+	char *ima_ml_path;			/* "/sys/kernel/security/ima/ascii_runtime_measurements" */
+	char *measuredboot_ml_path;		/* "/sys/kernel/security/tpm0/binary_bios_measurements" */
+	long attestation_interval_seconds;	/* 60 */
+	long exponential_backoff_initial_delay;	/* 10000 ms */
+	long exponential_backoff_max_retries;	/* 5 */
+	long exponential_backoff_max_delay;	/* 300000 ms */
+	char *certification_keys_server_identifier; /* "ak" */
+	char *uefi_logs_evidence_version;	/* "2.1" */
+	bool tls_accept_invalid_certs;		/* false */
+	bool tls_accept_invalid_hostnames;	/* false */
+	char *keylime_dir;			/* "/var/lib/keylime" */
+	char *run_as;				/* "" (kl: no default user) */
+	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
+	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
+
+	/* command line only (upstream flags) */
+	char *registrar_url;			/* "" -> from registrar_ip/port/tls */
+	char *api_version;			/* "v3.0" */
+	long timeout_ms;			/* 5000 */
+	bool insecure;				/* --insecure: no TLS verification at all */
+	bool avoid_tpm;				/* --avoid-tpm */
+	bool once;				/* --once (kl-agent) */
+	bool check;				/* --check (kl-register) */
+	int verbose;				/* -v / -vv */
+};
+
+/*
+ * A program's own extra flags: long options (flag value >= 1000) and a
+ * callback for them. opts may be NULL.
+ */
+struct kl_cli {
+	const char *usage;		/* printed on -h and after a usage error */
+	const struct option *opts;	/* terminated by a zero entry */
+	int (*on_opt)(int val, const char *arg, void *ud);	/* KL_OK or KL_PERM */
+	void *ud;
+};
+
+/*
+ * Load all layers and parse argv. Returns KL_OK, or KL_PERM after one error
+ * line (bad file, bad value, unknown flag, stray argument). -h prints usage
+ * on stdout and returns -1 (the caller exits 0).
+ */
+int kl_config_load(struct kl_config *cfg, int argc, char *argv[], const struct kl_cli *cli);
+void kl_config_release(struct kl_config *cfg);
+
+/* Resolved values (new strings, free()): relative paths are under keylime_dir. */
+char *kl_config_path(const struct kl_config *cfg, const char *value, const char *dflt_rel);
+char *kl_config_verifier_ca(const struct kl_config *cfg);
+char *kl_config_registrar_ca(const struct kl_config *cfg);
+char *kl_config_agent_data(const struct kl_config *cfg);
+/* "http://127.0.0.1:8890" or "https://host:8891" (--registrar-url wins). */
+char *kl_config_registrar_url(const struct kl_config *cfg);
+/* "/v3.0" from api_version ("v3.0", "3.0", "v3" ...). */
+const char *kl_config_api_prefix(const struct kl_config *cfg);
+/* TCTI: cfg->tcti, else env TCTI, else "device:/dev/tpmrm0" (borrowed). */
+const char *kl_config_tcti(const struct kl_config *cfg);
+
+#endif

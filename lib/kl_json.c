@@ -1,0 +1,208 @@
+/* kl_json.c - see kl_json.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kl_json.h"
+#include "kl_log.h"
+#include "kl_rc.h"
+
+int
+kl_json_parse(const char *buf, size_t len, const char *what, json_t **out)
+{
+	json_error_t e;
+	json_t *j;
+
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+	if (j == NULL)
+		return kl_fail(KL_PERM, "%s:%d:%d: %s", what, e.line, e.column, e.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return kl_fail(KL_PERM, "%s:1:1: expected a JSON object", what);
+	}
+	*out = j;
+	return KL_OK;
+}
+
+static int
+all_space(const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r')
+			return 0;
+	return 1;
+}
+
+int
+kl_json_read_stdin(size_t max, json_t **out)
+{
+	size_t cap = 65536, len = 0;
+	char *buf;
+	int rc;
+
+	if (max == 0)
+		max = KL_STDIN_MAX;
+	if ((buf = malloc(cap)) == NULL)
+		return kl_fail(KL_TEMP, "stdin: out of memory");
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			char *nb;
+
+			if (cap > max) {
+				free(buf);
+				return kl_fail(KL_PERM, "stdin: document larger than %zu bytes", max);
+			}
+			cap *= 2;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				free(buf);
+				return kl_fail(KL_TEMP, "stdin: out of memory");
+			}
+			buf = nb;
+		}
+		n = read(STDIN_FILENO, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return kl_fail(KL_TEMP, "stdin: read: %s", strerror(errno));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			free(buf);
+			return kl_fail(KL_PERM, "stdin: document larger than %zu bytes", max);
+		}
+	}
+	if (all_space(buf, len)) {
+		free(buf);
+		*out = json_pack("{s:i}", "schema", KL_SCHEMA);
+		return *out ? KL_OK : kl_fail(KL_TEMP, "stdin: out of memory");
+	}
+	rc = kl_json_parse(buf, len, "stdin", out);
+	free(buf);
+	if (rc != KL_OK)
+		return rc;
+	{
+		json_t *s = json_object_get(*out, "schema");
+
+		if (s == NULL) {
+			json_object_set_new(*out, "schema", json_integer(KL_SCHEMA));
+		} else if (!json_is_integer(s) || json_integer_value(s) != KL_SCHEMA) {
+			json_decref(*out);
+			*out = NULL;
+			return kl_fail(KL_PERM, "stdin: \"schema\" must be %d (docs/contract.md)", KL_SCHEMA);
+		}
+	}
+	return KL_OK;
+}
+
+int
+kl_json_write_stdout(const json_t *doc)
+{
+	char *s;
+	size_t n;
+	int rc = KL_OK;
+
+	s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL)
+		return kl_fail(KL_TEMP, "stdout: cannot encode the document");
+	n = strlen(s);
+	if (fwrite(s, 1, n, stdout) != n || fputc('\n', stdout) == EOF ||
+	    fflush(stdout) == EOF)
+		rc = kl_fail(KL_TEMP, "stdout: write: %s", strerror(errno));
+	free(s);
+	return rc;
+}
+
+const char *
+kl_json_str(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+json_t *
+kl_json_obj(const json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_object(v) ? v : NULL;
+}
+
+int
+kl_json_need_str(const json_t *obj, const char *key, const char *what, const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v))
+		return kl_fail(KL_PERM, "%s: \"%s\" %s", what, key,
+		    v ? "must be a string" : "is missing");
+	*out = json_string_value(v);
+	return KL_OK;
+}
+
+int
+kl_json_need_int(const json_t *obj, const char *key, const char *what, long long *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		return kl_fail(KL_PERM, "%s: \"%s\" %s", what, key,
+		    v ? "must be an integer" : "is missing");
+	*out = json_integer_value(v);
+	return KL_OK;
+}
+
+int
+kl_json_need_obj(const json_t *obj, const char *key, const char *what, json_t **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_object(v))
+		return kl_fail(KL_PERM, "%s: \"%s\" %s", what, key,
+		    v ? "must be an object" : "is missing");
+	*out = v;
+	return KL_OK;
+}
+
+/*
+ * jansson frees without telling the size, so the wiping allocator keeps it
+ * in a header in front of every block.
+ */
+struct hdr {
+	size_t size;
+	size_t pad;	/* keep 16-byte alignment */
+};
+
+static void *
+wipe_malloc(size_t n)
+{
+	struct hdr *h = malloc(sizeof(*h) + n);
+
+	if (h == NULL)
+		return NULL;
+	h->size = n;
+	return h + 1;
+}
+
+static void
+wipe_free(void *p)
+{
+	struct hdr *h;
+
+	if (p == NULL)
+		return;
+	h = (struct hdr *)p - 1;
+	explicit_bzero(p, h->size);
+	free(h);
+}
+
+void
+kl_json_use_wiping_allocator(void)
+{
+	json_set_alloc_funcs(wipe_malloc, wipe_free);
+}

@@ -1,0 +1,93 @@
+/* kl_log.c - see kl_log.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kl_log.h"
+#include "kl_rc.h"
+
+int kl_verbose;
+const char *kl_progname = "kl";
+
+void
+kl_log_init(const char *progname)
+{
+	kl_progname = progname;
+}
+
+static void
+vlog(const char *level, const char *fmt, va_list ap)
+{
+	char line[2048];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s: %s: ", kl_progname, level);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return;
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	/* One event, one line: a newline inside a message would split it. */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	fprintf(stderr, "%s\n", line);
+}
+
+#define KL_LOG_FN(name, level, min)			\
+	void name(const char *fmt, ...)			\
+	{						\
+		va_list ap;				\
+		if (kl_verbose < (min))			\
+			return;				\
+		va_start(ap, fmt);			\
+		vlog(level, fmt, ap);			\
+		va_end(ap);				\
+	}
+
+KL_LOG_FN(kl_err, "error", 0)
+KL_LOG_FN(kl_warn, "warning", 0)
+KL_LOG_FN(kl_info, "info", 1)
+KL_LOG_FN(kl_debug, "debug", 2)
+
+int
+kl_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("error", fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+kl_log_sanitize(char *out, size_t cap, const char *in, size_t len)
+{
+	size_t i, o = 0;
+
+	if (cap == 0)
+		return;
+	for (i = 0; i < len && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	if (i < len && cap > 4) {
+		o = o > cap - 4 ? cap - 4 : o;
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+const char *
+kl_rc_name(int rc)
+{
+	switch (rc) {
+	case KL_OK: return "ok";
+	case KL_REFUSED: return "refused";
+	case KL_REAUTH: return "reauth";
+	case KL_RENEGOTIATE: return "renegotiate";
+	case KL_PERM: return "permanent";
+	case KL_TEMP: return "temporary";
+	default: return "unknown";
+	}
+}
