@@ -5,7 +5,14 @@
  * host name is verified, TLS >= 1.2, no client certificate. insecure turns
  * verification off and the caller must have warned about it. A URL with
  * "http://" is refused when require_tls is set: no request of any retry ever
- * goes over plain HTTP then.
+ * goes over plain HTTP then. Redirects are never followed, and proxies from
+ * the environment (http_proxy, https_proxy) are ignored: kl talks to the
+ * verifier and registrar it was configured with, directly.
+ *
+ * At -vv (kl_verbose >= 2) request and response header lines are logged as
+ * debug lines, the values of Authorization, Proxy-Authorization, Cookie and
+ * Set-Cookie replaced by "<redacted>". Bodies are never logged: a reply can
+ * hold a session token.
  */
 #ifndef KL_HTTP_H
 #define KL_HTTP_H
@@ -14,6 +21,7 @@
 #include <time.h>
 
 #define KL_HTTP_MAX_RESPONSE (16u << 20)	/* a 202 echoes the evidence back */
+#define KL_HTTP_RETRY_AFTER_MAX 86400L	/* a day: longer is a broken peer */
 
 struct kl_http_opts {
 	const char *ca_file;		/* PEM; NULL: plain HTTP only */
@@ -25,7 +33,7 @@ struct kl_http_opts {
 };
 
 struct kl_http_req {
-	const char *method;		/* "GET", "POST", "PUT", "PATCH" */
+	const char *method;		/* "GET", "POST", "PUT", "PATCH", "DELETE" */
 	const char *url;
 	const char *content_type;	/* NULL: none; also used for Accept */
 	const char *bearer;		/* NULL: no Authorization header. A secret */
@@ -40,22 +48,46 @@ struct kl_http_resp {
 	char *location;			/* Location header or NULL */
 	char *content_type;		/* or NULL */
 	long retry_after;		/* seconds from Retry-After, -1 when absent or invalid */
-	char request_id[40];		/* the X-Request-ID sent (for logs) */
+	char request_id[40];		/* the X-Request-ID sent (for logs); the
+					   verifier echoes it as X-Request-Id */
 };
 
 /*
- * Send one request and read the whole reply. KL_OK means a status line came
- * back (any status). Network errors, timeouts and resets give KL_TEMP;
- * TLS verification failures, a refused http:// URL, a reply larger than
- * max_response or a malformed reply give KL_PERM. One line on stderr on failure,
- * naming method, URL path and the cause. resp is always safe to release.
+ * Send one request and read the whole reply. resp is overwritten first (release
+ * an earlier reply before reusing it) and is always safe to release after.
+ * Headers sent: User-Agent "kl/0.1", X-Request-ID (random, 12 word characters,
+ * kept in resp->request_id), Content-Type and Accept when rq->content_type,
+ * Authorization: Bearer when rq->bearer.
+ *
+ * KL_OK means a status line came back (any status; classify it with
+ * kl_http_status_class). Otherwise one error line "<METHOD> <URL>: <cause>":
+ *   KL_PERM  before sending: a URL that is not http(s)://, http:// with
+ *            require_tls, https:// without ca_file (and not insecure), an
+ *            unsupported method, a bearer token or content type holding
+ *            control characters.
+ *            from curl: TLS verification failed (CURLE_PEER_FAILED_VERIFICATION,
+ *            which covers an unknown CA and a host name mismatch), unreadable CA
+ *            file (CURLE_SSL_CACERT_BADFILE), a TLS handshake the peer refused
+ *            (CURLE_SSL_CONNECT_ERROR, unless the connection broke during it),
+ *            other TLS setup errors, a reply that is not HTTP
+ *            (CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL), a bad URL,
+ *            a bad content encoding, a reply larger than max_response
+ *            ("reply larger than N bytes").
+ *   KL_TEMP  everything else: DNS failure, connection refused, timeouts
+ *            (CURLE_OPERATION_TIMEDOUT), a reply cut short (CURLE_PARTIAL_FILE),
+ *            no reply (CURLE_GOT_NOTHING), send or receive errors, a connection
+ *            reset during the TLS handshake, out of memory.
  */
 int kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl_http_resp *resp);
 void kl_http_resp_release(struct kl_http_resp *resp);
 
 /*
- * Retry-After value: delta-seconds, or an HTTP-date (IMF-fixdate, RFC 850,
- * asctime) relative to now. Returns seconds >= 0, or -1 if invalid.
+ * Retry-After value (RFC 9110 10.2.3): delta-seconds, or an HTTP-date
+ * (IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94
+ * 08:49:37 GMT", asctime "Sun Nov  6 08:49:37 1994") relative to now.
+ * Surrounding blanks are allowed. Returns seconds >= 0, capped at
+ * KL_HTTP_RETRY_AFTER_MAX (a date in the past gives 0), or -1 if invalid.
+ * Locale-independent.
  */
 long kl_http_parse_retry_after(const char *value, time_t now);
 
@@ -69,7 +101,9 @@ int kl_http_status_class(long status);
  * A one-line, sanitized description of an error reply for logs:
  * "HTTP 422 invalid_resource_data: Attribute 'evidence' ..." taken from
  * JSON:API errors[0] (code/title, detail), the v2 envelope "status", or
- * the first bytes of a non-JSON body.
+ * the first 200 bytes of a non-JSON body; "HTTP 500 (empty body)". Other JSON
+ * is not shown ("(JSON reply of N bytes)"): it may hold a token. out gets at
+ * most cap-1 characters and a NUL.
  */
 void kl_http_describe(const struct kl_http_resp *resp, char *out, size_t cap);
 

@@ -108,13 +108,13 @@ kl_json_write_stdout(const json_t *doc)
 	size_t n;
 	int rc = KL_OK;
 
-	s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	s = kl_json_dump(doc, &n);
 	if (s == NULL)
 		return kl_fail(KL_TEMP, "stdout: cannot encode the document");
-	n = strlen(s);
 	if (fwrite(s, 1, n, stdout) != n || fputc('\n', stdout) == EOF ||
 	    fflush(stdout) == EOF)
 		rc = kl_fail(KL_TEMP, "stdout: write: %s", strerror(errno));
+	explicit_bzero(s, n);
 	free(s);
 	return rc;
 }
@@ -205,4 +205,32 @@ void
 kl_json_use_wiping_allocator(void)
 {
 	json_set_alloc_funcs(wipe_malloc, wipe_free);
+}
+
+void
+kl_json_free(void *p)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	f(p);
+}
+
+char *
+kl_json_dump(const json_t *obj, size_t *len)
+{
+	size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *s;
+
+	if (n == 0 || (s = malloc(n + 1)) == NULL)
+		return NULL;
+	if (json_dumpb(obj, s, n, JSON_COMPACT | JSON_PRESERVE_ORDER) != n) {
+		free(s);
+		return NULL;
+	}
+	s[n] = '\0';
+	if (len)
+		*len = n;
+	return s;
 }

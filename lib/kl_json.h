@@ -47,7 +47,16 @@ int kl_json_need_str(const json_t *obj, const char *key, const char *what, const
 int kl_json_need_int(const json_t *obj, const char *key, const char *what, long long *out);
 int kl_json_need_obj(const json_t *obj, const char *key, const char *what, json_t **out);
 
-/* jansson allocator that wipes every block before freeing (secrets pass through). */
+/*
+ * jansson allocator that wipes every block before freeing (secrets pass through).
+ * Once installed, strings from json_dumps() must be freed with kl_json_free().
+ */
 void kl_json_use_wiping_allocator(void);
+
+/* Free what json_dumps() returned, with whatever allocator jansson uses. */
+void kl_json_free(void *p);
+
+/* json_dumps(JSON_COMPACT) of obj into a malloc()ed string (free() it), or NULL. */
+char *kl_json_dump(const json_t *obj, size_t *len);
 
 #endif

@@ -1,0 +1,87 @@
+/* kl_prog.c - see kl_prog.h. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kl_json.h"
+#include "kl_log.h"
+#include "kl_prog.h"
+#include "kl_rc.h"
+
+volatile sig_atomic_t kl_stop_requested;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	kl_stop_requested = 1;
+}
+
+/* Make sure fds 0-2 are open, so no file we open later becomes "stdout". */
+static void
+open_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", O_RDWR) != fd)
+			_exit(KL_PERM);
+}
+
+int
+kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const struct kl_cli *cli)
+{
+	struct sigaction sa;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->name = name;
+	open_std_fds();
+	kl_log_init(name);
+	umask(077);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	kl_json_use_wiping_allocator();
+
+	rc = kl_config_load(&p->cfg, argc, argv, cli);
+	if (rc == -1) {
+		p->help = 1;
+		return KL_OK;
+	}
+	if (rc != KL_OK)
+		return rc;
+	return kl_json_read_stdin(0, &p->doc);
+}
+
+json_t *
+kl_prog_retry_doc(const struct kl_prog *p, long status, long after)
+{
+	json_t *out = json_deep_copy(p->doc);
+
+	if (out == NULL)
+		return NULL;
+	json_object_set_new(out, "retry", json_pack("{s:s,s:i,s:i}",
+	    "step", p->name, "status", (json_int_t)status, "after", (json_int_t)after));
+	return out;
+}
+
+int
+kl_prog_finish(struct kl_prog *p, int rc, json_t *out)
+{
+	if (!p->help && out != NULL &&
+	    (rc == KL_OK || (rc == KL_TEMP && json_object_get(out, "retry")))) {
+		int wrc = kl_json_write_stdout(out);
+
+		if (rc == KL_OK)
+			rc = wrc;
+	}
+	json_decref(out);
+	json_decref(p->doc);
+	p->doc = NULL;
+	kl_config_release(&p->cfg);
+	return rc;
+}

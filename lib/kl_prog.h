@@ -1,0 +1,52 @@
+/*
+ * kl_prog.h - the frame every step program's main() uses:
+ *
+ *	struct kl_prog p;
+ *	int rc = kl_prog_start(&p, "kl-quote", argc, argv, &cli);
+ *	if (rc == KL_OK)
+ *		rc = quote_run(&p, &out);	(reads p.doc, p.cfg)
+ *	return kl_prog_finish(&p, rc, out);
+ *
+ * kl_prog_start: fds 0-2 open, SIGPIPE ignored, umask 077, a jansson
+ * allocator that wipes freed memory, TERM/INT/HUP set kl_stop_requested,
+ * configuration loaded (kl_config.h), then the whole stdin document read
+ * (kl_json.h) -- before any TPM or network access.
+ */
+#ifndef KL_PROG_H
+#define KL_PROG_H
+
+#include <signal.h>
+#include <jansson.h>
+
+#include "kl_config.h"
+
+struct kl_prog {
+	const char *name;
+	struct kl_config cfg;
+	json_t *doc;		/* the input document (owned) */
+	int help;		/* -h was given: usage printed, exit 0 */
+};
+
+/* Set by SIGTERM/SIGINT: long operations check it and stop cleanly. */
+extern volatile sig_atomic_t kl_stop_requested;
+
+/*
+ * Returns KL_OK, or an exit code after one error line. After -h it returns
+ * KL_OK with p->help set; kl_prog_finish then exits 0 without output.
+ */
+int kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const struct kl_cli *cli);
+
+/*
+ * Write out (when rc is KL_OK, or when rc is KL_TEMP and out holds a "retry"
+ * member), release everything, and return the exit code. Takes ownership of out
+ * (may be NULL).
+ */
+int kl_prog_finish(struct kl_prog *p, int rc, json_t *out);
+
+/*
+ * For a temporary failure with a server-given delay: a copy of doc with
+ * "retry": {"step": name, "status": status, "after": seconds}.
+ */
+json_t *kl_prog_retry_doc(const struct kl_prog *p, long status, long after);
+
+#endif
