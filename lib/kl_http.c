@@ -23,6 +23,7 @@
 
 #define DEFAULT_TIMEOUT_MS 5000L
 #define DESCRIBE_RAW_MAX 200	/* bytes of a non-JSON error body shown */
+#define CONTENT_TYPE_MAX 200
 
 /* What the curl callbacks fill in while one request runs. */
 struct xfer {
@@ -192,10 +193,11 @@ req_fail(int rc, const struct kl_http_req *rq, const char *fmt, ...)
 
 /* Checks that need no network. Returns KL_OK or KL_PERM (logged). */
 static int
-check_request(const struct kl_http_opts *o, const struct kl_http_req *rq, int *tls)
+check_request(const struct kl_http_opts *o, const struct kl_http_req *rq)
 {
 	static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE" };
 	size_t i;
+	int tls;
 
 	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (strcmp(rq->method, methods[i]) == 0)
@@ -203,62 +205,21 @@ check_request(const struct kl_http_opts *o, const struct kl_http_req *rq, int *t
 	if (i == sizeof(methods) / sizeof(methods[0]))
 		return req_fail(KL_PERM, rq, "unsupported method");
 	if (has_prefix_ci(rq->url, "https://"))
-		*tls = 1;
+		tls = 1;
 	else if (has_prefix_ci(rq->url, "http://"))
-		*tls = 0;
+		tls = 0;
 	else
 		return req_fail(KL_PERM, rq, "not an http:// or https:// URL");
-	if (!*tls && o->require_tls)
+	if (!tls && o->require_tls)
 		return req_fail(KL_PERM, rq, "plain HTTP refused: TLS is required");
-	if (*tls && o->ca_file == NULL && !o->insecure)
+	if (tls && o->ca_file == NULL && !o->insecure)
 		return req_fail(KL_PERM, rq, "no CA file to verify the server with");
-	if (rq->content_type && !header_value_ok(rq->content_type))
-		return req_fail(KL_PERM, rq, "content type holds a control character");
+	if (rq->content_type && (strlen(rq->content_type) > CONTENT_TYPE_MAX ||
+	    !header_value_ok(rq->content_type)))
+		return req_fail(KL_PERM, rq, "content type too long or holds a control character");
 	if (rq->bearer && (rq->bearer[0] == '\0' || !header_value_ok(rq->bearer)))
 		return req_fail(KL_PERM, rq, "bearer token is empty or holds a control character");
 	return KL_OK;
-}
-
-/*
- * The request headers. Content-Type is always given (empty removes curl's
- * default application/x-www-form-urlencoded), and "Expect:" stops curl from
- * waiting for 100-continue before a large body. Returns NULL when out of memory.
- */
-static struct curl_slist *
-make_headers(const struct kl_http_req *rq, const char *request_id)
-{
-	static const char auth[] = "Authorization: Bearer ";
-	struct curl_slist *l = NULL, *n;
-	char line[256];
-	const char *ct = rq->content_type ? rq->content_type : "";
-	char *a;
-	size_t alen;
-	int ok = 1;
-
-	snprintf(line, sizeof(line), "X-Request-ID: %s", request_id);
-	ok = ok && (n = curl_slist_append(l, line)) != NULL && (l = n);
-	snprintf(line, sizeof(line), "Content-Type:%s%s", *ct ? " " : "", ct);
-	ok = ok && strlen(ct) < 200 && (n = curl_slist_append(l, line)) != NULL && (l = n);
-	if (ok && *ct) {
-		snprintf(line, sizeof(line), "Accept: %s", ct);
-		ok = (n = curl_slist_append(l, line)) != NULL && (l = n);
-	}
-	ok = ok && (n = curl_slist_append(l, "Expect:")) != NULL && (l = n);
-	if (ok && rq->bearer) {
-		alen = sizeof(auth) + strlen(rq->bearer);
-		if ((a = malloc(alen)) == NULL) {
-			ok = 0;
-		} else {
-			snprintf(a, alen, "%s%s", auth, rq->bearer);
-			ok = (n = curl_slist_append(l, a)) != NULL && (l = n);
-			kl_secret_free(a, alen);
-		}
-	}
-	if (!ok) {
-		curl_slist_free_all(l);
-		return NULL;
-	}
-	return l;
 }
 
 /* Free the header list, wiping the copy of the token curl_slist_append made. */
@@ -271,6 +232,59 @@ free_headers(struct curl_slist *l)
 	curl_slist_free_all(l);
 }
 
+/* Append one header line to *l. Returns 0, or -1 when out of memory. */
+static int
+append(struct curl_slist **l, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(*l, line);
+
+	if (n == NULL)
+		return -1;
+	*l = n;
+	return 0;
+}
+
+/*
+ * The request headers. Content-Type is always given (empty removes curl's
+ * default application/x-www-form-urlencoded), and "Expect:" stops curl from
+ * waiting for 100-continue before a large body. Returns NULL when out of memory.
+ */
+static struct curl_slist *
+make_headers(const struct kl_http_req *rq, const char *request_id)
+{
+	static const char auth[] = "Authorization: Bearer ";
+	struct curl_slist *l = NULL;
+	const char *ct = rq->content_type ? rq->content_type : "";
+	char line[CONTENT_TYPE_MAX + 32], *a = NULL;
+	size_t alen = 0;
+	int err = 0;
+
+	snprintf(line, sizeof(line), "X-Request-ID: %s", request_id);
+	err |= append(&l, line);
+	snprintf(line, sizeof(line), "Content-Type:%s%s", *ct ? " " : "", ct);
+	err |= append(&l, line);
+	if (*ct) {
+		snprintf(line, sizeof(line), "Accept: %s", ct);
+		err |= append(&l, line);
+	}
+	err |= append(&l, "Expect:");
+	if (rq->bearer) {
+		alen = sizeof(auth) + strlen(rq->bearer);
+		if ((a = malloc(alen)) == NULL)
+			err = -1;
+		else {
+			snprintf(a, alen, "%s%s", auth, rq->bearer);
+			err |= append(&l, a);
+		}
+	}
+	kl_secret_free(a, alen);
+	if (err) {
+		free_headers(l);
+		return NULL;
+	}
+	return l;
+}
+
 /* Stop at the first option curl refuses: a TLS option ignored would be a hole. */
 #define TRY(call) do { CURLcode c_ = (call); if (c_ != CURLE_OK) return c_; } while (0)
 
@@ -281,8 +295,9 @@ setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
 	const char *protos = o->require_tls ? "https" : "http,https";
 	long cto = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEFAULT_TIMEOUT_MS;
 	long to = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
-	int with_body = rq->body != NULL || strcmp(rq->method, "GET") != 0 &&
-	    strcmp(rq->method, "DELETE") != 0;
+	/* POST, PUT and PATCH always send a body, if empty: Content-Length: 0. */
+	int with_body = rq->body != NULL ||
+	    (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "DELETE") != 0);
 
 	TRY(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf));
 	TRY(curl_easy_setopt(h, CURLOPT_URL, rq->url));
@@ -300,7 +315,8 @@ setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
 	TRY(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body));
 	TRY(curl_easy_setopt(h, CURLOPT_WRITEDATA, x));
 	/* Refuses at once a reply whose Content-Length is over the limit. */
-	TRY(curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max));
+	if ((uint64_t)x->max <= INT64_MAX)	/* curl_off_t is 64 bits */
+		TRY(curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max));
 
 	/*
 	 * TLS: CAINFO replaces the default bundle (OpenSSL backend) and CAPATH
@@ -414,13 +430,17 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	char *retry = NULL;
 	CURL *h = NULL;
 	CURLcode cc;
+	char url[512];
 	uint64_t t0;
-	int tls, rc;
+	int rc;
 
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
-	if ((rc = check_request(o, rq, &tls)) != KL_OK)
+	if (rq->method == NULL || rq->url == NULL)
+		return kl_fail(KL_PERM, "kl_http_do: no method or URL");
+	if ((rc = check_request(o, rq)) != KL_OK)
 		return rc;
+	kl_log_sanitize(url, sizeof(url), rq->url, strlen(rq->url));
 	if (make_request_id(resp->request_id) != 0)
 		return req_fail(KL_TEMP, rq, "no random bytes for X-Request-ID");
 
@@ -435,7 +455,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 		goto out;
 	}
 
-	kl_debug("%s %s: X-Request-ID %s", rq->method, rq->url, resp->request_id);
+	kl_debug("%s %s: X-Request-ID %s", rq->method, url, resp->request_id);
 	t0 = kl_now_ms();
 	if ((cc = curl_easy_perform(h)) != CURLE_OK) {
 		rc = transfer_fail(cc, &x, errbuf, o, rq);
@@ -459,7 +479,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	}
 	if (retry != NULL)
 		resp->retry_after = kl_http_parse_retry_after(retry, time(NULL));
-	kl_info("%s %s: HTTP %ld, %zu bytes in %llu ms", rq->method, rq->url,
+	kl_info("%s %s: HTTP %ld, %zu bytes in %llu ms", rq->method, url,
 	    resp->status, resp->len, (unsigned long long)(kl_now_ms() - t0));
 	rc = KL_OK;
 out:
@@ -467,7 +487,6 @@ out:
 	if (h != NULL)
 		curl_easy_cleanup(h);
 	free_headers(hdrs);
-	(void)tls;
 	return rc;
 }
 

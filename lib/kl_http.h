@@ -9,10 +9,11 @@
  * the environment (http_proxy, https_proxy) are ignored: kl talks to the
  * verifier and registrar it was configured with, directly.
  *
- * At -vv (kl_verbose >= 2) request and response header lines are logged as
- * debug lines, the values of Authorization, Proxy-Authorization, Cookie and
- * Set-Cookie replaced by "<redacted>". Bodies are never logged: a reply can
- * hold a session token.
+ * At -v (kl_verbose >= 1) each request logs one info line: method, URL,
+ * status, size and time. At -vv (kl_verbose >= 2) request and response header
+ * lines are logged as debug lines, the values of Authorization,
+ * Proxy-Authorization, Cookie and Set-Cookie replaced by "<redacted>". Bodies
+ * are never logged: a reply can hold a session token.
  */
 #ifndef KL_HTTP_H
 #define KL_HTTP_H
@@ -63,8 +64,8 @@ struct kl_http_resp {
  * kl_http_status_class). Otherwise one error line "<METHOD> <URL>: <cause>":
  *   KL_PERM  before sending: a URL that is not http(s)://, http:// with
  *            require_tls, https:// without ca_file (and not insecure), an
- *            unsupported method, a bearer token or content type holding
- *            control characters.
+ *            unsupported method, a content type over 200 bytes, a bearer
+ *            token or content type holding control characters.
  *            from curl: TLS verification failed (CURLE_PEER_FAILED_VERIFICATION,
  *            which covers an unknown CA and a host name mismatch), unreadable CA
  *            file (CURLE_SSL_CACERT_BADFILE), a TLS handshake the peer refused

@@ -1,0 +1,106 @@
+/*
+ * agent.h - kl-agent's parts: main.c (start, loop, --once), cycle.c (one
+ * attestation cycle and the state machine), step.c (running one step program
+ * with fork/exec and pipes), sys.c (signals, sleeping, privileges).
+ */
+#ifndef KL_AGENT_H
+#define KL_AGENT_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "kl_backoff.h"
+#include "kl_config.h"
+#include "kl_status.h"
+
+/* A step's class when kl-agent was told to stop (TERM/INT) while it ran. */
+#define AGENT_STOPPED (-1)
+
+/* The seeds' states (PROTOCOL.md §9.2); every change is logged once. */
+enum agent_state {
+	ST_UNREGISTERED,
+	ST_REGISTERED,
+	ST_NEGOTIATING,
+	ST_ATTESTING,
+	ST_REGISTRATION_FAILED,
+	ST_ATTESTATION_FAILED,
+};
+
+struct agent {
+	struct kl_config cfg;
+	int argc;
+	char **argv;			/* our own argv (borrowed), re-parsed on HUP */
+	char **fwd;			/* argv for a step: [0] set per run, our flags, NULL */
+	char *step_dir;			/* where kl-register ... kl-submit are */
+	char *status_path;		/* kl_status.h */
+	char *reg_path;			/* the registration record (main.c) */
+
+	json_t *doc;			/* the document passed from step to step; holds the token */
+	json_t *identity;		/* the configuration the "agent" member was registered with */
+	enum agent_state state;
+	struct kl_status st;
+	struct kl_sched sched;
+	unsigned attempt;		/* failed attempts since the last success: the backoff exponent */
+
+	/* Set by the last failing step, for the delay before the next attempt. */
+	const char *failed_step;
+	long retry_after;		/* its retry.after in seconds, -1: none */
+
+	int sigfd;			/* signalfd for TERM, INT, HUP, CHLD */
+	int stop;			/* TERM or INT arrived */
+	int stop_sig;
+	int reload;			/* HUP arrived, not yet handled */
+};
+
+/* main.c */
+const char *agent_id(const struct agent *a);
+/* kl-register succeeded: remember the identity it registered, on disk too. */
+void agent_registered(struct agent *a);
+
+/* cycle.c */
+const char *agent_state_name(enum agent_state s);
+void agent_set_state(struct agent *a, enum agent_state s);
+/* Persist the status (state, counters, next_due). KL_OK, or an error after one line. */
+int agent_save_status(struct agent *a);
+/*
+ * One cycle: [kl-register] [kl-session] kl-negotiate kl-quote kl-submit,
+ * with re-authentication, re-negotiation and in-step retries. kl-register
+ * runs when the document has no "agent" member, kl-session when it has no
+ * session.token. Returns 0, the class that ended the cycle (1, 2, 3, 100,
+ * 111), or AGENT_STOPPED.
+ */
+int agent_cycle(struct agent *a);
+/*
+ * The delay before the next attempt after a failed one (a->attempt already
+ * counts it): retry.after when the step gave one, the maximum delay for a
+ * permanent failure, else full-jitter backoff. *why: "retry-after",
+ * "permanent" or "backoff".
+ */
+long agent_failure_delay_ms(struct agent *a, int class, const char **why);
+
+/* step.c */
+/*
+ * Run step `name` from a->step_dir with `in` on its stdin and our flags.
+ * *code gets its exit class (128+n when killed by signal n; 100 when it
+ * cannot be started); *out its stdout when that is a JSON object, else NULL.
+ * Returns 0, or AGENT_STOPPED when TERM/INT came in meanwhile: the child was
+ * stopped with SIGTERM and reaped.
+ */
+int step_run(struct agent *a, const char *name, const json_t *in, int *code, json_t **out);
+
+/* sys.c */
+int sys_signals_init(void);		/* block TERM INT HUP CHLD; a signalfd, or -1 */
+void sys_signals_child(void);		/* in a child: default dispositions, nothing blocked */
+/* Read pending signals into a->stop / a->reload. */
+void sys_signals_read(struct agent *a);
+/* Sleep ms, returning early (1) on TERM/INT or HUP, else 0. */
+int sys_sleep(struct agent *a, long ms);
+/* The directory of our own executable, or $KL_STEP_DIR (new string). */
+char *sys_step_dir(void);
+/*
+ * run_as "user[:group]": keep the measurement logs open for the steps, drop
+ * to user and group, check that root cannot be regained. KL_OK or KL_PERM.
+ */
+int sys_drop_privileges(const struct kl_config *cfg);
+
+#endif
