@@ -17,15 +17,15 @@ TSS_PKGS  = tss2-esys tss2-mu tss2-tctildr tss2-rc
 
 kl-register_LIB   = $(BASE_LIB) kl_http kl_tpm kl_akfile
 kl-register_PKGS  = $(BASE_PKGS) libcurl $(TSS_PKGS)
-kl-session_LIB    = $(BASE_LIB) kl_http kl_tpm kl_akfile kl_api
+kl-session_LIB    = $(BASE_LIB) kl_http kl_tpm kl_akfile kl_identity kl_api
 kl-session_PKGS   = $(BASE_PKGS) libcurl $(TSS_PKGS)
-kl-negotiate_LIB  = $(BASE_LIB) kl_http kl_tpm kl_akfile kl_api kl_ima
+kl-negotiate_LIB  = $(BASE_LIB) kl_http kl_tpm kl_akfile kl_api kl_ima kl_uefi
 kl-negotiate_PKGS = $(BASE_PKGS) libcurl $(TSS_PKGS)
-kl-quote_LIB      = $(BASE_LIB) kl_tpm kl_akfile kl_ima
+kl-quote_LIB      = $(BASE_LIB) kl_tpm kl_akfile kl_identity kl_ima kl_uefi
 kl-quote_PKGS     = $(BASE_PKGS) $(TSS_PKGS)
 kl-submit_LIB     = $(BASE_LIB) kl_http kl_api
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
-kl-agent_LIB      = $(BASE_LIB)
+kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status
 kl-agent_PKGS     = $(BASE_PKGS)
 
 ALL_PKGS = $(BASE_PKGS) libcurl $(TSS_PKGS)
@@ -108,7 +108,7 @@ demo:
 
 bench:
 	scripts/deps
-	$(MAKE) all
+	$(MAKE) all units
 	scripts/bench $(BUILD)
 
 install: all

@@ -23,6 +23,8 @@
  * A line is counted and returned only once its '\n' is there: a last line
  * still being written is left for the next call. Lines are returned
  * byte-exact. Memory: a 64 KiB read buffer, the index, and the returned lines.
+ * (On securityfs the kernel still walks its list to serve a seek: that is
+ * kernel time, but nothing of the skipped part is copied to kl or parsed.)
  *
  * ckpt may be NULL: no checkpoint, every call reads the log from the start.
  */

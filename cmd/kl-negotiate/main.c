@@ -85,7 +85,7 @@ log_items(struct kl_prog *p, time_t boot, json_t *items)
 		size_t len;
 		uint64_t n;
 
-		if ((rc = kl_uefi_read(uefi, KL_UEFI_MAX, &buf, &len, &n)) != KL_OK)
+		if ((rc = kl_uefi_read(uefi, KL_UEFI_LOG_MAX, &buf, &len, &n)) != KL_OK)
 			goto out;
 		free(buf);
 		json_array_append_new(items, json_pack("{s:s,s:s,s:{s:s,s:I,s:b,s:b,s:[s]}}",

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "kl_api.h"
+#include "kl_identity.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_prog.h"
@@ -71,14 +72,16 @@ certify(struct kl_prog *p, const json_t *agent, const unsigned char *nonce, size
     char **msg, char **sig)
 {
 	struct kl_tpm tpm;
+	struct kl_identity id;
 	unsigned char *a = NULL, *s = NULL;
 	size_t alen = 0, slen = 0;
 	int rc;
 
 	if ((rc = kl_tpm_open(&tpm, kl_config_tcti(&p->cfg))) != KL_OK)
 		return rc;
-	if ((rc = kl_tpm_load_agent_ak(&tpm, &p->cfg, agent)) == KL_OK)
-		rc = kl_tpm_certify(&tpm, tpm.ak, nonce, nlen, &a, &alen, &s, &slen);
+	if ((rc = kl_identity_load(&tpm, &p->cfg, agent, &id)) == KL_OK)
+		rc = kl_tpm_certify(&tpm, id.ak, nonce, nlen, &a, &alen, &s, &slen);
+	kl_identity_release(&id);
 	kl_tpm_close(&tpm);
 	if (rc == KL_OK) {
 		*msg = kl_b64_encode(a, alen);
