@@ -11,9 +11,27 @@
  *      and KEYLIME_DIR for keylime_dir
  *   5. command-line flags (the same flags as keylime_push_model_agent)
  * Unknown keys in [agent] are warned about once; pull-only keys (the pull
- * agent's options, e.g. contact_port, enable_revocation_notifications,
+ * agent's options, e.g. ip, port, enable_revocation_notifications,
  * server_key ...) are accepted and ignored silently. Other tables are ignored.
  * Every error names the file, line and column, or the variable or flag.
+ *
+ * Details:
+ *   - Files are TOML (kl_toml.h). A missing agent.conf or agent.conf.d is
+ *     fine; an empty KEYLIME_AGENT_CONFIG counts as unset; drop-ins are the
+ *     names matching "*.conf" (no dot files).
+ *   - Values are typed: strings, integers (range-checked: ports 1..65535,
+ *     intervals and delays >= 1), true/false. In the environment: integers
+ *     in plain decimal, booleans "true"/"false", strings as they are;
+ *     registrar_api_versions as 2.5,2.6 or as a TOML array ["2.5", "2.6"].
+ *   - A non-empty KEYLIME_DIR beats keylime_dir from every other source.
+ *   - Upstream's keywords are translated after all layers: keylime_dir ""
+ *     -> /var/lib/keylime; ek_handle "generate" -> ""; ima_ml_path and
+ *     measuredboot_ml_path "default"/"" -> the kernel's path, relative -> under "/".
+ *   - argv is parsed before any file is read, so -h and usage errors never
+ *     depend on the files. --ca-certificate FILE is relative to the current
+ *     directory (made absolute), as upstream; the same key in a file is
+ *     relative to keylime_dir.
+ *   - tpm_ownerpassword never appears in a log line, and is wiped when freed.
  */
 #ifndef KL_CONFIG_H
 #define KL_CONFIG_H
@@ -64,6 +82,9 @@ struct kl_config {
 	bool once;				/* --once (kl-agent) */
 	bool check;				/* --check (kl-register) */
 	int verbose;				/* -v / -vv */
+
+	/* derived by kl_config_load */
+	char api_prefix[20];			/* "/v3.0": see kl_config_api_prefix */
 };
 
 /*
@@ -71,28 +92,41 @@ struct kl_config {
  * callback for them. opts may be NULL.
  */
 struct kl_cli {
-	const char *usage;		/* printed on -h and after a usage error */
+	const char *usage;		/* "usage: kl-x [options]": on -h and usage errors */
 	const struct option *opts;	/* terminated by a zero entry */
 	int (*on_opt)(int val, const char *arg, void *ud);	/* KL_OK or KL_PERM */
 	void *ud;
 };
 
 /*
- * Load all layers and parse argv. Returns KL_OK, or KL_PERM after one error
- * line (bad file, bad value, unknown flag, stray argument). -h prints usage
- * on stdout and returns -1 (the caller exits 0).
+ * Load all layers and parse argv. cfg need not be initialised. cli may be NULL.
+ * Returns KL_OK, or KL_PERM after one error line (bad file, bad value,
+ * unknown flag, stray argument; usage errors add cli->usage on stderr), or
+ * KL_TEMP (out of memory, unreadable file). -h prints cli->usage and the
+ * shared options on stdout and returns -1 (the caller exits 0).
+ * -v/--verbose also raises the global kl_verbose. Ignored upstream flags
+ * (--json-file, --attestation-index, --session-index, --message-type,
+ * --method) give one warning each.
+ * On any return other than KL_OK, cfg holds nothing (zeroed).
  */
 int kl_config_load(struct kl_config *cfg, int argc, char *argv[], const struct kl_cli *cli);
+/* Free everything (wiping the password). Safe on a zeroed or released cfg. */
 void kl_config_release(struct kl_config *cfg);
 
-/* Resolved values (new strings, free()): relative paths are under keylime_dir. */
+/*
+ * Resolved values (new strings, free(); NULL when out of memory): value ""
+ * or "default" gives dflt_rel; relative paths are under keylime_dir;
+ * absolute paths stay.
+ */
 char *kl_config_path(const struct kl_config *cfg, const char *value, const char *dflt_rel);
 char *kl_config_verifier_ca(const struct kl_config *cfg);
 char *kl_config_registrar_ca(const struct kl_config *cfg);
 char *kl_config_agent_data(const struct kl_config *cfg);
+/* status_path resolved: "default" -> <keylime_dir>/kl-status.json. */
+char *kl_config_status_path(const struct kl_config *cfg);
 /* "http://127.0.0.1:8890" or "https://host:8891" (--registrar-url wins). */
 char *kl_config_registrar_url(const struct kl_config *cfg);
-/* "/v3.0" from api_version ("v3.0", "3.0", "v3" ...). */
+/* "/v3.0" from api_version ("v3.0", "3.0", "v3" -> "/v3" ...); borrowed. */
 const char *kl_config_api_prefix(const struct kl_config *cfg);
 /* TCTI: cfg->tcti, else env TCTI, else "device:/dev/tpmrm0" (borrowed). */
 const char *kl_config_tcti(const struct kl_config *cfg);
