@@ -13,7 +13,8 @@
 #     KL_SWTPM_DIRS          every directory started so far, for kl_stop_swtpm
 #   Several may run at once; the exports describe the last one started.
 # kl_stop_swtpm [DIR]
-#   stops DIR, or every TPM this file or test started (TPM2_Shutdown first).
+#   stops DIR, or every TPM started in this scope: in teardown (or a test) the
+#   test's own, in teardown_file those of setup_file.
 
 kl_start_swtpm() {
 	local base=${BATS_TEST_TMPDIR:-${BATS_FILE_TMPDIR:-${TMPDIR:-/tmp}}} dir tcti
@@ -26,13 +27,18 @@ kl_start_swtpm() {
 }
 
 kl_stop_swtpm() {
-	local dir
+	local dir scope keep=""
 	if [ $# -gt 0 ]; then
 		"$KL_TOP/scripts/swtpm" stop "$1" 3>&-
 		return
 	fi
+	scope=${BATS_TEST_TMPDIR:-${BATS_FILE_TMPDIR:-${TMPDIR:-/tmp}}}
 	for dir in ${KL_SWTPM_DIRS:-}; do
-		"$KL_TOP/scripts/swtpm" stop "$dir" 3>&-
+		if [[ $dir == "$scope"/* ]]; then
+			"$KL_TOP/scripts/swtpm" stop "$dir" 3>&-
+		else
+			keep="${keep:+$keep }$dir"
+		fi
 	done
-	unset KL_SWTPM_DIRS
+	export KL_SWTPM_DIRS=$keep
 }
