@@ -209,7 +209,7 @@ kl_akfile_save(const struct kl_akfile *f, const char *path)
 		rc = kl_fail(KL_PERM, "%s: cannot encode the agent data", path);
 		goto out;
 	}
-	if ((text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
+	if ((text = kl_json_dump_flags(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER, NULL)) == NULL) {
 		rc = kl_fail(KL_TEMP, "%s: out of memory", path);
 		goto out;
 	}

@@ -17,6 +17,7 @@
 
 #include "kl_file.h"
 #include "kl_ima.h"
+#include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
@@ -236,7 +237,7 @@ ckpt_save(const struct ckpt *ck, const char *path, const char *log, time_t boot_
 		    "boot_time", (json_int_t)boot_time, "log", log, "marks", marks,
 		    "end", (json_int_t)ck->end.entry, (json_int_t)ck->end.byte, "tail", hex);
 	if (j != NULL)
-		text = json_dumps(j, JSON_COMPACT);
+		text = kl_json_dump(j, NULL);
 	if (text != NULL)
 		(void)kl_file_write_atomic(path, text, strlen(text));
 	else

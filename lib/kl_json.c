@@ -220,12 +220,18 @@ kl_json_free(void *p)
 char *
 kl_json_dump(const json_t *obj, size_t *len)
 {
-	size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	return kl_json_dump_flags(obj, JSON_COMPACT | JSON_PRESERVE_ORDER, len);
+}
+
+char *
+kl_json_dump_flags(const json_t *obj, size_t flags, size_t *len)
+{
+	size_t n = json_dumpb(obj, NULL, 0, flags);
 	char *s;
 
 	if (n == 0 || (s = malloc(n + 1)) == NULL)
 		return NULL;
-	if (json_dumpb(obj, s, n, JSON_COMPACT | JSON_PRESERVE_ORDER) != n) {
+	if (json_dumpb(obj, s, n, flags) != n) {
 		free(s);
 		return NULL;
 	}

@@ -58,5 +58,8 @@ void kl_json_free(void *p);
 
 /* json_dumps(JSON_COMPACT) of obj into a malloc()ed string (free() it), or NULL. */
 char *kl_json_dump(const json_t *obj, size_t *len);
+/* The same with jansson's encoding flags (JSON_INDENT(2) ...). Never use
+ * json_dumps() + free(): under the wiping allocator that is an invalid free. */
+char *kl_json_dump_flags(const json_t *obj, size_t flags, size_t *len);
 
 #endif
