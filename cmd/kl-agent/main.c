@@ -101,10 +101,8 @@ agent_registered(struct agent *a)
 	    kl_json_obj(a->doc, "agent"));
 	if (rec == NULL)
 		return;
-	n = json_dumpb(rec, NULL, 0, JSON_COMPACT);
-	if (n > 0 && (s = malloc(n + 1)) != NULL) {
-		json_dumpb(rec, s, n, JSON_COMPACT);
-		s[n] = '\n';
+	if ((s = kl_json_dump(rec, &n)) != NULL) {
+		s[n] = '\n';	/* over the NUL */
 		kl_file_write_atomic(a->reg_path, s, n + 1);
 		free(s);
 	}
@@ -260,8 +258,10 @@ agent_start(struct agent *a, int argc, char *argv[])
 	a->state = ST_UNREGISTERED;
 	kl_status_init(&a->st);
 	kl_sched_init(&a->sched);
-	a->sigfd = -1;
 	a->retry_after = -1;
+	/* First: a TERM during start-up must stop us cleanly, not kill us. */
+	if ((a->sigfd = sys_signals_init()) < 0)
+		return kl_fail(KL_TEMP, "signalfd: %s", strerror(errno));
 	/* Copy the flags first: getopt may permute argv. */
 	if ((rc = make_forward_argv(a)) != KL_OK)
 		return rc;
@@ -283,8 +283,6 @@ agent_start(struct agent *a, int argc, char *argv[])
 	a->doc = json_pack("{s:i}", "schema", KL_SCHEMA);
 	if (a->status_path == NULL || a->reg_path == NULL || a->doc == NULL)
 		return kl_fail(KL_TEMP, "out of memory");
-	if ((a->sigfd = sys_signals_init()) < 0)
-		return kl_fail(KL_TEMP, "signalfd: %s", strerror(errno));
 	/* After opening what needs root (the measurement logs); steps inherit the drop. */
 	if ((rc = sys_drop_privileges(&a->cfg)) != KL_OK)
 		return rc;
@@ -321,12 +319,15 @@ after_cycle(struct agent *a, int rc, const char **why)
 	if (rc == KL_OK) {
 		json_t *h = json_object_get(kl_json_obj(a->doc, "submission"),
 		    "seconds_to_next_attestation");
+		double v = json_number_value(h);
 		enum kl_sched_why w;
 		long s;
 
 		if (h != NULL && !json_is_null(h) && !json_is_number(h))
 			kl_warn("submission.seconds_to_next_attestation is not a number: ignored");
-		s = kl_sched_next(&a->sched, json_is_number(h), (long)json_number_value(h),
+		/* Bound it before the cast; kl_sched_next clamps and warns. */
+		v = v > 1e12 ? 1e12 : v < -1e12 ? -1e12 : v;
+		s = kl_sched_next(&a->sched, json_is_number(h), (long)v,
 		    a->cfg.attestation_interval_seconds, &w);
 		*why = kl_sched_why_name(w);
 		ms = s * 1000;
@@ -388,9 +389,10 @@ run_daemon(struct agent *a)
 		return KL_PERM;
 	kl_info("%s: started (pid %ld, steps in %s)", agent_id(a), (long)getpid(), a->step_dir);
 	for (;;) {
-		int rc = agent_cycle(a);
+		int rc;
 
-		if (rc == AGENT_STOPPED)
+		sys_signals_read(a);
+		if (a->stop || (rc = agent_cycle(a)) == AGENT_STOPPED)
 			break;
 		if (wait_next(a, after_cycle(a, rc, &why)))
 			break;
@@ -418,12 +420,10 @@ print_once(const struct agent *a, int rc, long ms, const char *why)
 	    "seconds_to_next_attestation", rc == KL_OK && json_is_integer(h) ? h : json_null());
 	if (o == NULL)
 		return;
-	n = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (n > 0 && (s = malloc(n + 1)) != NULL) {
-		json_dumpb(o, s, n, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		s[n] = '\n';
+	if ((s = kl_json_dump(o, &n)) != NULL) {
+		s[n] = '\n';	/* over the NUL */
 		if (fwrite(s, 1, n + 1, stdout) != n + 1 || fflush(stdout) == EOF)
-			kl_err("stdout: write failed");
+			kl_err("stdout: write: %s", strerror(errno));
 		free(s);
 	}
 	json_decref(o);
@@ -442,7 +442,8 @@ run_once(struct agent *a)
 	a->sched.last_hint = a->st.last_hint;
 	load_registration(a);
 	a->state = kl_json_obj(a->doc, "agent") ? ST_NEGOTIATING : ST_UNREGISTERED;
-	rc = agent_cycle(a);
+	sys_signals_read(a);
+	rc = a->stop ? AGENT_STOPPED : agent_cycle(a);
 	if (rc == AGENT_STOPPED) {
 		a->st.next_due = 0;
 		agent_save_status(a);
@@ -460,6 +461,7 @@ main(int argc, char *argv[])
 	int rc;
 
 	memset(&a, 0, sizeof(a));
+	a.sigfd = -1;
 	open_std_fds();
 	kl_log_init("kl-agent");
 	umask(077);

@@ -43,12 +43,11 @@ buf_wipe(struct buf *b)
 static int
 serialize(const json_t *doc, struct buf *b)
 {
-	size_t n = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	size_t n;
 
-	if (n == 0 || (b->p = malloc(n + 1)) == NULL)
+	if ((b->p = kl_json_dump(doc, &n)) == NULL)
 		return -1;
-	json_dumpb(doc, b->p, n, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	b->p[n] = '\n';
+	b->p[n] = '\n';	/* over the NUL */
 	b->len = b->cap = n + 1;
 	return 0;
 }
@@ -133,7 +132,7 @@ step_run(struct agent *a, const char *name, const json_t *in, int *code, json_t 
 	struct buf ib = { 0 }, ob = { 0 };
 	int inp[2] = { -1, -1 }, outp[2] = { -1, -1 };
 	int status = 0, reaped = 0, stopped = 0, timed_out = 0, too_big = 0;
-	uint64_t deadline, kill_at = 0;
+	uint64_t deadline, limit_ms, kill_at = 0;
 	size_t off = 0;
 	pid_t pid;
 
@@ -164,7 +163,8 @@ step_run(struct agent *a, const char *name, const json_t *in, int *code, json_t 
 	fcntl(inp[1], F_SETFL, O_NONBLOCK);
 	fcntl(outp[0], F_SETFL, O_NONBLOCK);
 	/* Steps have their own HTTP timeouts; this only catches a hung step. */
-	deadline = kl_now_ms() + 120000u + 10u * (uint64_t)(a->cfg.timeout_ms > 0 ? a->cfg.timeout_ms : 0);
+	limit_ms = 120000u + 10u * (uint64_t)(a->cfg.timeout_ms > 0 ? a->cfg.timeout_ms : 0);
+	deadline = kl_now_ms() + limit_ms;
 
 	while (!reaped) {
 		struct pollfd p[3];
@@ -180,8 +180,8 @@ step_run(struct agent *a, const char *name, const json_t *in, int *code, json_t 
 		}
 		now = kl_now_ms();
 		if (!stopped && now >= deadline) {
-			kl_err("%s: no answer after %llu s: stopping it", name,
-			    (unsigned long long)((deadline - now + 999) / 1000));
+			kl_err("%s: not done after %llu s: stopping it", name,
+			    (unsigned long long)(limit_ms / 1000));
 			timed_out = stopped = 1;
 			kill(pid, SIGTERM);
 			kill_at = now + STEP_GRACE_MS;

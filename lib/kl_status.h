@@ -1,0 +1,45 @@
+/*
+ * kl_status.h - kl-agent's status file: one JSON object, replaced atomically
+ * (kl_file.h) after every state change, so a monitor or a later
+ * `kl-agent --once` never reads half of it. It holds no secret.
+ *
+ *   {"state":"Negotiating","agent_id":"d432fbb3-...","last_success":"2026-...Z",
+ *    "consecutive_failures":0,"next_due":"2026-...Z","last_exit_class":0,
+ *    "last_seconds_to_next_attestation":2,"pid":1234,"updated_at":"2026-...Z"}
+ *
+ * Times are RFC 3339 UTC; a time, id or value not known yet is null.
+ */
+#ifndef KL_STATUS_H
+#define KL_STATUS_H
+
+#include <sys/types.h>
+#include <time.h>
+
+struct kl_status {
+	char state[32];			/* "Unregistered", "Negotiating", ... */
+	char agent_id[128];		/* "" when not known yet */
+	time_t last_success;		/* 0: never */
+	long consecutive_failures;
+	time_t next_due;		/* 0: nothing scheduled */
+	int last_exit_class;		/* the last cycle's exit code, -1: none yet */
+	long last_hint;			/* last seconds_to_next_attestation, -1: none */
+};
+
+/* An empty status: state "Unregistered", nothing known. */
+void kl_status_init(struct kl_status *st);
+
+/*
+ * Write st (with pid and the current time) to path atomically, mode 0600.
+ * Returns KL_OK, or KL_PERM / KL_TEMP after one error line.
+ */
+int kl_status_write(const char *path, const struct kl_status *st, pid_t pid);
+
+/*
+ * Read a status file written earlier. A missing file gives an empty status
+ * and KL_OK. A file that cannot be parsed gives an empty status, a warning
+ * and KL_OK too: the status is informational and must never stop the agent.
+ * Returns KL_TEMP only when the file exists but cannot be read.
+ */
+int kl_status_read(const char *path, struct kl_status *st);
+
+#endif
