@@ -23,6 +23,15 @@ int kl_file_write_atomic(const char *path, const void *buf, size_t len);
  */
 int kl_file_read(const char *path, size_t max, int missing_ok, char **out, size_t *len);
 
+/*
+ * Open a measurement log for reading. When the open is not permitted and the
+ * environment variable env names an inherited descriptor of the same file
+ * (kl-agent opens the logs before it drops privileges, run_as), use a
+ * duplicate of that descriptor, rewound to offset 0. Returns a descriptor
+ * (O_CLOEXEC) or -1 with errno set.
+ */
+int kl_file_open_log(const char *path, const char *env);
+
 /* mkdir -p with mode 0700 for the missing parts. KL_OK or KL_PERM. */
 int kl_file_mkdirs(const char *dir);
 

@@ -449,7 +449,7 @@ ima_run(struct scan *s, const char *ckpt, time_t boot_time, uint64_t *total)
 	if (ckpt_init(&ck) != KL_OK)
 		return kl_fail(KL_TEMP, "IMA log %s: out of memory", s->log);
 	s->ck = &ck;
-	if ((s->fd = open(s->log, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((s->fd = kl_file_open_log(s->log, "KL_IMA_ML_FD")) < 0) {
 		rc = kl_fail(errno_rc(errno), "IMA log %s: %s", s->log, strerror(errno));
 		goto out;
 	}

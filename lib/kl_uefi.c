@@ -15,6 +15,7 @@
 
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_file.h"
 #include "kl_uefi.h"
 
 #define EV_NO_ACTION 0x3u
@@ -260,7 +261,7 @@ kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *le
 	*event_count = 0;
 	if (max_bytes == 0)
 		max_bytes = KL_UEFI_LOG_MAX;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = kl_file_open_log(path, "KL_MEASUREDBOOT_ML_FD")) < 0)
 		return kl_fail(errno == EIO ? KL_TEMP : KL_PERM, "UEFI log %s: %s", path, strerror(errno));
 	if ((b = malloc(cap)) == NULL) {
 		close(fd);

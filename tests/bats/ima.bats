@@ -315,3 +315,20 @@ PY
 	# And the checkpoint stays small.
 	[ "$(stat -c %s "$ck")" -lt 65536 ]
 }
+
+@test "ima: an unreadable log is read through the descriptor kl-agent passes (run_as)" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to drop privileges"
+	d=$(mktemp -d /tmp/kl-ima-fd.XXXXXX)
+	chmod 755 "$d"
+	printf '10 aa ima-ng sha256:00 boot_aggregate\n10 bb ima-ng sha256:11 /bin/x\n' >"$d/log"
+	chmod 400 "$d/log"
+	unit=$(mktemp /tmp/kl-test-ima.XXXXXX); cp "$KL_UNIT/test_ima" "$unit"; chmod 755 "$unit"
+	# Without the descriptor: permission denied, permanent.
+	run -100 --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$unit" count "$d/log" - 1
+	[[ $stderr == *"Permission denied"* ]]
+	# With it (opened as root), the count works; a descriptor of another file is not used.
+	run -0 --separate-stderr env KL_IMA_ML_FD=5 setpriv --reuid=65534 --regid=65534 --clear-groups "$unit" count "$d/log" - 1 5<"$d/log"
+	[[ $output == *2* ]]
+	run -100 --separate-stderr env KL_IMA_ML_FD=5 setpriv --reuid=65534 --regid=65534 --clear-groups "$unit" count "$d/log" - 1 5</etc/hostname
+	rm -rf "$d" "$unit"
+}
