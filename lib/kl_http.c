@@ -245,9 +245,11 @@ append(struct curl_slist **l, const char *line)
 }
 
 /*
- * The request headers. Content-Type is always given (empty removes curl's
- * default application/x-www-form-urlencoded), and "Expect:" stops curl from
- * waiting for 100-continue before a large body. Returns NULL when out of memory.
+ * The request headers. Content-Type goes only with a body (upstream's
+ * registrar answers 400 to a GET that names one); "Content-Type:" with no
+ * value removes curl's default application/x-www-form-urlencoded. Accept
+ * names the same type. "Expect:" stops curl from waiting for 100-continue
+ * before a large body. Returns NULL when out of memory.
  */
 static struct curl_slist *
 make_headers(const struct kl_http_req *rq, const char *request_id)
@@ -261,7 +263,8 @@ make_headers(const struct kl_http_req *rq, const char *request_id)
 
 	snprintf(line, sizeof(line), "X-Request-ID: %s", request_id);
 	err |= append(&l, line);
-	snprintf(line, sizeof(line), "Content-Type:%s%s", *ct ? " " : "", ct);
+	snprintf(line, sizeof(line), "Content-Type:%s%s", *ct && rq->body ? " " : "",
+	    rq->body ? ct : "");
 	err |= append(&l, line);
 	if (*ct) {
 		snprintf(line, sizeof(line), "Accept: %s", ct);

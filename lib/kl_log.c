@@ -45,6 +45,7 @@ vlog(const char *level, const char *fmt, va_list ap)
 
 KL_LOG_FN(kl_err, "error", 0)
 KL_LOG_FN(kl_warn, "warning", 0)
+KL_LOG_FN(kl_notice, "notice", 0)
 KL_LOG_FN(kl_info, "info", 1)
 KL_LOG_FN(kl_debug, "debug", 2)
 

@@ -238,6 +238,12 @@ ra() {
 	[ "$(srv_header Accept)" = "application/json" ]
 }
 
+@test "request: a request without a body names no Content-Type, only Accept" {
+	run -0 --separate-stderr req GET "$HTTP/echo" --ctype application/json
+	[ "$(srv_header Content-Type)" = ABSENT ]
+	[ "$(srv_header Accept)" = "application/json" ]
+}
+
 @test "request: no content type means none is sent, not curl's form default" {
 	run -0 --separate-stderr req POST "$HTTP/echo"
 	[ "$(srv_header Content-Type)" = ABSENT ]

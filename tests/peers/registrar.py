@@ -151,6 +151,10 @@ class Registrar(common.Peer):
 
     # -- API -------------------------------------------------------------
     def get_version(self, req):
+        # Upstream reads a JSON body whenever the request names a JSON type,
+        # and an empty one is malformed: 400 with an empty body (observed).
+        if req.media_type() == "application/json" and not req.body:
+            return empty(400)
         if self.version_status != 200:
             return envelope(self.version_status, "Not Found")
         return envelope(200, "Success", dict(self.version))
