@@ -12,6 +12,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define AKFILE_MAX (64u << 10)	/* a few KiB in practice */
 

@@ -7,6 +7,7 @@
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 int
 kl_api_init(struct kl_api *a, const struct kl_config *cfg)
@@ -71,11 +72,35 @@ kl_api_resolve(const struct kl_api *a, const char *loc)
 	return u;
 }
 
+char *
+kl_api_attestation_url(const struct kl_api *a, const char *loc, const char *agent_id)
+{
+	char *u = kl_api_resolve(a, loc), *want = NULL;
+	const char *n;
+	size_t wlen;
+
+	if (u == NULL || asprintf(&want, "%s%s/agents/%s/attestations/", a->base, a->prefix,
+	    agent_id) < 0) {
+		free(u);
+		return NULL;
+	}
+	wlen = strlen(want);
+	n = u + (strncmp(u, want, wlen) == 0 ? wlen : 0);
+	free(want);
+	if (n == u || *n == '\0' || strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_-") != strlen(n)) {
+		free(u);
+		return NULL;
+	}
+	return u;
+}
+
 int
 kl_api_call(const struct kl_api *a, const char *method, const char *url,
     const char *bearer, const json_t *body, struct kl_http_resp *resp, json_t **reply)
 {
 	struct kl_http_req rq = { 0 };
+	struct kl_http_opts opts;
 	char *text = NULL;
 	int rc;
 
@@ -88,7 +113,10 @@ kl_api_call(const struct kl_api *a, const char *method, const char *url,
 	rq.bearer = bearer;
 	rq.body = text;
 	rq.body_len = text ? strlen(text) : 0;
-	rc = kl_http_do(&a->http, &rq, resp);
+	opts = a->http;
+	if (rq.body_len > (KL_HTTP_MAX_RESPONSE - (1u << 20)) / 3)
+		opts.max_response = 3 * rq.body_len + (1u << 20);
+	rc = kl_http_do(&opts, &rq, resp);
 	if (text != NULL)
 		explicit_bzero(text, rq.body_len);
 	free(text);
@@ -124,27 +152,38 @@ is_auth_error(const json_t *reply)
 }
 
 int
-kl_api_fail(const struct kl_http_resp *resp, const json_t *reply, const char *what)
+kl_api_status_rc(const struct kl_http_resp *resp, const json_t *reply)
 {
 	const char *code = kl_api_error_code(reply);
 	long s = resp->status;
-	char desc[512];
-	int rc;
 
 	if (s == 401 || (s == 403 && is_auth_error(reply)))
-		rc = KL_REAUTH;
-	else if (s == 403 && code && (!strcmp(code, "old_attestation") ||
+		return KL_REAUTH;
+	if (s == 403 && code && (!strcmp(code, "old_attestation") ||
 	    !strcmp(code, "challenges_expired") || !strcmp(code, "evidence_immutable")))
-		rc = KL_RENEGOTIATE;
-	else if (s == 408 || s == 429 || (s >= 500 && s <= 599))
-		rc = KL_TEMP;
-	else if (s == 400 || s == 415)
-		rc = KL_PERM;
-	else if (s >= 400 && s <= 499)
-		rc = KL_REFUSED;
-	else
-		rc = KL_PERM;
+		return KL_RENEGOTIATE;
+	if (s == 408 || s == 429 || (s >= 500 && s <= 599))
+		return KL_TEMP;
+	if (s == 400 || s == 415)
+		return KL_PERM;
+	if (s >= 400 && s <= 499)
+		return KL_REFUSED;
+	return KL_PERM;
+}
+
+int
+kl_api_fail_hint(const struct kl_http_resp *resp, const json_t *reply, const char *what,
+    const char *hint)
+{
+	char desc[512];
+
 	kl_http_describe(resp, desc, sizeof(desc));
-	kl_err("%s: %s", what, desc);
-	return rc;
+	kl_err("%s: %s%s%s", what, desc, hint ? "; " : "", hint ? hint : "");
+	return kl_api_status_rc(resp, reply);
+}
+
+int
+kl_api_fail(const struct kl_http_resp *resp, const json_t *reply, const char *what)
+{
+	return kl_api_fail_hint(resp, reply, what, NULL);
 }

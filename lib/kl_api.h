@@ -40,9 +40,21 @@ char *kl_api_url(const struct kl_api *a, const char *path);
 char *kl_api_resolve(const struct kl_api *a, const char *location);
 
 /*
+ * The attestation URL of a Location header or of a saved document: it must
+ * resolve (kl_api_resolve) to <base><prefix>/agents/<agent_id>/attestations/<n>,
+ * with <n> one path segment of letters, digits, '_' or '-' (an index or
+ * "latest"), so evidence never goes to another agent's or host's URL.
+ * Returns a new string, or NULL.
+ */
+char *kl_api_attestation_url(const struct kl_api *a, const char *location, const char *agent_id);
+
+/*
  * Send body (may be NULL) as JSON:API and read the reply. *reply is the
  * parsed JSON object when the body is a JSON object, else NULL (an empty
  * body, or not JSON: the caller decides whether that is a violation).
+ * A reply may be as long as KL_HTTP_MAX_RESPONSE, or three times the body
+ * plus 1 MiB when that is more: the 202 to an evidence PATCH echoes the
+ * evidence (PROTOCOL.md §6.7), JSON-escaped.
  * Returns KL_OK when an HTTP answer arrived, else the transport's code.
  */
 int kl_api_call(const struct kl_api *a, const char *method, const char *url,
@@ -60,6 +72,13 @@ int kl_api_call(const struct kl_api *a, const char *method, const char *url,
  *   anything else (1xx, 3xx, 2xx not expected) -> KL_PERM
  */
 int kl_api_fail(const struct kl_http_resp *resp, const json_t *reply, const char *what);
+
+/* The same, with "; <hint>" at the end of the line when hint is not NULL. */
+int kl_api_fail_hint(const struct kl_http_resp *resp, const json_t *reply, const char *what,
+    const char *hint);
+
+/* The class kl_api_fail() gives an answer, without logging. */
+int kl_api_status_rc(const struct kl_http_resp *resp, const json_t *reply);
 
 /* JSON:API errors[0].code (or NULL). */
 const char *kl_api_error_code(const json_t *reply);

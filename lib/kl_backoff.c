@@ -5,6 +5,7 @@
 
 #include "kl_backoff.h"
 #include "kl_log.h"
+#include "kl_banned.h"
 
 long
 kl_backoff_cap_ms(long initial_ms, long max_ms, unsigned n)

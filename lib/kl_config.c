@@ -21,6 +21,7 @@
 #include "kl_rc.h"
 #include "kl_toml.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define DEFAULT_SYSCONFDIR	"/etc/keylime"
 #define DEFAULT_KEYLIME_DIR	"/var/lib/keylime"

@@ -11,6 +11,7 @@
 #include "kl_file.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 static int
 errno_rc(int e)

@@ -20,6 +20,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define DEFAULT_TIMEOUT_MS 5000L
 #define DESCRIBE_RAW_MAX 200	/* bytes of a non-JSON error body shown */

@@ -7,6 +7,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 int
 kl_identity_load(struct kl_tpm *t, const struct kl_config *cfg, const json_t *agent,

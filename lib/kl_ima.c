@@ -21,6 +21,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define CHUNK (64u << 10)
 #define TAIL_MAX 64		/* bytes before "end" kept to recognise the log */

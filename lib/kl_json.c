@@ -8,6 +8,7 @@
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 int
 kl_json_parse(const char *buf, size_t len, const char *what, json_t **out)

@@ -5,6 +5,7 @@
 
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 int kl_verbose;
 const char *kl_progname = "kl";

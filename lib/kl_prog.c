@@ -9,6 +9,7 @@
 #include "kl_log.h"
 #include "kl_prog.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 volatile sig_atomic_t kl_stop_requested;
 

@@ -11,6 +11,7 @@
 #include "kl_rc.h"
 #include "kl_status.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define STATUS_MAX (64u << 10)
 

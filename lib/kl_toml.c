@@ -14,6 +14,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_toml.h"
+#include "kl_banned.h"
 
 #define MAX_DEPTH 32		/* nested arrays; keeps the recursion bounded */
 

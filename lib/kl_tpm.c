@@ -13,6 +13,7 @@
 #include "kl_rc.h"
 #include "kl_tpm.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define NONE ESYS_TR_NONE
 #define PCR_MAX 24		/* PCRs 0-23: three bytes of select bitmap (§6.3.3) */

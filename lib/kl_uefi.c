@@ -17,6 +17,7 @@
 #include "kl_rc.h"
 #include "kl_file.h"
 #include "kl_uefi.h"
+#include "kl_banned.h"
 
 #define EV_NO_ACTION 0x3u
 #define SHA1_SIZE 20

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "kl_util.h"
+#include "kl_banned.h"
 
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -23,6 +23,7 @@
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 #define MAX_RENEGOTIATE 3
 

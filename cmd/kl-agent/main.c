@@ -29,6 +29,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define USAGE \
 	"usage: kl-agent [--once] [-v|-vv] [keylime_push_model_agent flags...]\n" \

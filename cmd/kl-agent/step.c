@@ -24,6 +24,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define STEP_GRACE_MS 10000	/* after SIGTERM, before SIGKILL */
 

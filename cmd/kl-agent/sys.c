@@ -17,6 +17,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 static void
 stop_set(sigset_t *set)

@@ -9,6 +9,8 @@
  * "evidence" and "submission" of an earlier cycle).
  * Exit codes: docs/contract.md; 429/503 with Retry-After write a "retry" member.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,8 +25,27 @@
 #include "kl_tpm.h"
 #include "kl_uefi.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define USAGE "usage: kl-negotiate [-v] [--verifier-url URL] [--ca-certificate FILE] [--tcti TCTI] [--timeout MS] [--insecure] <document >document"
+
+/*
+ * A restricted AK signs with its own scheme only, so of the schemes the TPM
+ * implements we offer just that one (§5.1.1: "signature schemes usable with
+ * this AK"). Replaces caps.signature_schemes.
+ */
+static int
+usable_schemes(json_t *caps, const char *sign)
+{
+	json_t *all = json_object_get(caps, "signature_schemes"), *v;
+	size_t i;
+
+	json_array_foreach(all, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), sign) == 0)
+			return json_object_set_new(caps, "signature_schemes", json_pack("[s]", sign)) == 0 ?
+			    KL_OK : kl_fail(KL_TEMP, "out of memory");
+	return kl_fail(KL_PERM, "the TPM does not implement the AK's signature scheme %s", sign);
+}
 
 /* The tpm_quote capabilities item (§5.1.1): TPM banks and schemes, and our AK. */
 static int
@@ -49,6 +70,10 @@ quote_item(struct kl_prog *p, const json_t *ak, json_t **item)
 	kl_tpm_close(&tpm);
 	if (rc != KL_OK)
 		return rc;
+	if ((rc = usable_schemes(caps, sign)) != KL_OK) {
+		json_decref(caps);
+		return rc;
+	}
 	/*
 	 * allowable_* pin the verifier to what a restricted AK can sign with;
 	 * without them it may pick sha384/sha512 first (§5.1.1).
@@ -101,6 +126,8 @@ log_items(struct kl_prog *p, time_t boot, json_t *items)
 
 		if ((rc = kl_ima_count(ima, ckpt, boot, &n)) != KL_OK)
 			goto out;
+		kl_debug("IMA log %s: %" PRIu64 " entries; read %" PRIu64 " bytes of it",
+		    ima, n, kl_ima_bytes_read);
 		if (n == 0) {
 			/* The verifier answers 422 to entry_count 0 (§5.1.3). */
 			kl_warn("IMA log %s is empty: not offered", ima);
@@ -145,6 +172,7 @@ parse_requested(const json_t *it, size_t i, const json_t *ak, const char *what, 
 		const char *sign = kl_json_str(cp, "signature_scheme");
 		json_t *pcrs, *v;
 		unsigned char *raw = NULL;
+		uint32_t seen = 0;
 		size_t n, k;
 
 		if (!nonce || !hash || !sign)
@@ -160,9 +188,15 @@ parse_requested(const json_t *it, size_t i, const json_t *ak, const char *what, 
 		pcrs = json_object_get(kl_json_obj(cp, "selected_subjects"), hash);
 		if (!json_is_array(pcrs) || json_array_size(pcrs) == 0)
 			return bad_reply(what, "selects no PCRs of the chosen bank in ", item);
-		json_array_foreach(pcrs, k, v)
-			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 23)
+		json_array_foreach(pcrs, k, v) {
+			json_int_t pcr = json_integer_value(v);
+
+			if (!json_is_integer(v) || pcr < 0 || pcr > 23)
 				return bad_reply(what, "selects a PCR outside 0..23 in ", item);
+			if (seen & (1u << pcr))
+				return bad_reply(what, "selects a PCR twice in ", item);
+			seen |= 1u << pcr;
+		}
 		json_object_set_new(ch, "tpm_quote", json_pack("{s:s,s:s,s:s,s:O}",
 		    "challenge", nonce, "hash_algorithm", hash, "signature_scheme", sign, "pcrs", pcrs));
 	} else if (!strcmp(type, "ima_log")) {
@@ -187,7 +221,7 @@ parse_requested(const json_t *it, size_t i, const json_t *ak, const char *what, 
 
 static int
 parse_201(struct kl_api *api, const struct kl_http_resp *resp, const json_t *reply,
-    const json_t *ak, time_t boot, const char *what, json_t **ch)
+    const char *id, const json_t *ak, time_t boot, const char *what, json_t **ch)
 {
 	json_t *attr = kl_json_obj(kl_json_obj(reply, "data"), "attributes");
 	json_t *req = json_object_get(attr, "evidence_requested"), *it;
@@ -199,8 +233,15 @@ parse_201(struct kl_api *api, const struct kl_http_resp *resp, const json_t *rep
 
 	if (reply == NULL || attr == NULL || !json_is_array(req))
 		return bad_reply(what, "is not a JSON:API attestation with evidence_requested", NULL);
-	if (resp->location == NULL || (url = kl_api_resolve(api, resp->location)) == NULL)
-		return bad_reply(what, "has no usable Location header", NULL);
+	if (resp->location == NULL)
+		return bad_reply(what, "has no Location header", NULL);
+	if ((url = kl_api_attestation_url(api, resp->location, id)) == NULL) {
+		char loc[200];
+
+		kl_log_sanitize(loc, sizeof(loc), resp->location, strlen(resp->location));
+		return kl_fail(KL_PERM, "%s: 201 reply has Location \"%s\", not an attestation of "
+		    "this agent on %s", what, loc, api->base);
+	}
 	kl_time_format(boot, bt);
 	*ch = json_pack("{s:s,s:s,s:[]}", "attestation_url", url, "boot_time", bt, "requested");
 	free(url);
@@ -227,6 +268,25 @@ fail:
 	json_decref(*ch);
 	*ch = NULL;
 	return rc;
+}
+
+/*
+ * What a 422 to our capabilities most likely means for this AK (PROTOCOL.md
+ * §5.2, §11 U1): Keylime takes no ECC AK, and no RSAPSS unless the agent's
+ * accept_tpm_signing_algs list it.
+ */
+static const char *
+ak_hint(const json_t *ak)
+{
+	const char *alg = kl_json_str(ak, "key_algorithm"), *sign = kl_json_str(ak, "signing_alg");
+
+	if (alg && !strcmp(alg, "ecc"))
+		return "the AK is an ECC key, which Keylime's verifier does not accept "
+		    "(\"ecc\" prefixes no signature scheme, PROTOCOL.md 11 U1)";
+	if (sign && strcmp(sign, "rsassa") != 0)
+		return "the AK signs with a scheme other than rsassa: the verifier's "
+		    "accept_tpm_signing_algs for this agent must list it";
+	return NULL;
 }
 
 static int
@@ -267,12 +327,12 @@ negotiate(struct kl_prog *p, json_t **out)
 	if ((rc = kl_api_call(&api, "POST", url, token, body, &resp, &reply)) != KL_OK)
 		goto out;
 	if (resp.status != 201) {
-		rc = kl_api_fail(&resp, reply, what);
+		rc = kl_api_fail_hint(&resp, reply, what, resp.status == 422 ? ak_hint(ak) : NULL);
 		if (rc == KL_TEMP && resp.retry_after >= 0)
 			*out = kl_prog_retry_doc(p, resp.status, resp.retry_after);
 		goto out;
 	}
-	if ((rc = parse_201(&api, &resp, reply, ak, boot, what, &ch)) != KL_OK)
+	if ((rc = parse_201(&api, &resp, reply, id, ak, boot, what, &ch)) != KL_OK)
 		goto out;
 	if ((*out = json_deep_copy(p->doc)) == NULL) {
 		rc = kl_fail(KL_TEMP, "out of memory");

@@ -22,6 +22,7 @@
 #include "kl_rc.h"
 #include "kl_util.h"
 #include "register.h"
+#include "kl_banned.h"
 
 /* The registrar's ekcert (base64 DER or PEM) as DER. Returns 0 or -1. */
 static int

@@ -22,6 +22,7 @@
 #include "kl_rc.h"
 #include "kl_util.h"
 #include "register.h"
+#include "kl_banned.h"
 
 #define ALG_RSA 0x0001
 #define ALG_XOR 0x000a

@@ -24,6 +24,7 @@
 #include "kl_tpm.h"
 #include "kl_util.h"
 #include "register.h"
+#include "kl_banned.h"
 
 /* SHA-256 of the EK TPM2B_PUBLIC in hex, as kl_akfile records it. */
 static int

@@ -31,6 +31,7 @@
 #include "kl_tpm.h"
 #include "kl_util.h"
 #include "register.h"
+#include "kl_banned.h"
 
 #define USAGE "usage: kl-register [-v] [--check] [--registrar-url URL] [--tcti TCTI] " \
 	"[--agent-identifier UUID|generate|hash_ek] [--timeout MS] [--insecure] <document >document"

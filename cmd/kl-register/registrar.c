@@ -25,6 +25,7 @@
 #include "kl_rc.h"
 #include "kl_util.h"
 #include "register.h"
+#include "kl_banned.h"
 
 #define CTYPE "application/json"	/* without it the registrar ignores the body (§2.1) */
 

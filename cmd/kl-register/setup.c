@@ -14,6 +14,7 @@
 #include "kl_rc.h"
 #include "kl_util.h"
 #include "register.h"
+#include "kl_banned.h"
 
 /* upstream's SUPPORTED_API_VERSIONS ("default") and its newest ("latest"), §2.2 */
 static const char *const default_versions[] = { "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", NULL };

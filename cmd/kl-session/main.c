@@ -9,6 +9,7 @@
  * with the proof, and writes the document plus "session" with the token.
  * The token goes to stdout only: never to argv, logs or files.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include "kl_rc.h"
 #include "kl_tpm.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define USAGE "usage: kl-session [-v] [--verifier-url URL] [--ca-certificate FILE] [--tcti TCTI] [--timeout MS] [--insecure] <document >document"
 #define REUSE_MARGIN 30	/* seconds a reused token must still be valid */
@@ -66,6 +68,26 @@ parse_challenge(const json_t *reply, const char *what, const char **sid, unsigne
 	return kl_fail(KL_PERM, "%s: the verifier offers no tpm_pop authentication", what);
 }
 
+/*
+ * Why the verifier may have refused our proof (401). Keylime takes only
+ * RSASSA/SHA-256 signatures for PoP (PROTOCOL.md §4.2, §11 U1), whatever
+ * the AK: name any other scheme of ours, else suspect the enrollment.
+ */
+static void
+pop_hint(const json_t *agent, char *out, size_t cap)
+{
+	json_t *ak = kl_json_obj(agent, "ak");
+	const char *alg = kl_json_str(ak, "key_algorithm");
+	const char *sign = kl_json_str(ak, "signing_alg"), *hash = kl_json_str(ak, "hash_alg");
+
+	if (sign && hash && (strcmp(sign, "rsassa") != 0 || strcmp(hash, "sha256") != 0))
+		snprintf(out, cap, "the verifier rejected the TPM proof: the %s AK signs with "
+		    "%s/%s, and Keylime accepts only rsassa/sha256 proofs (PROTOCOL.md 4.2)",
+		    alg ? alg : "?", sign, hash);
+	else
+		snprintf(out, cap, "the verifier rejected the TPM proof: is the agent enrolled with this AK?");
+}
+
 /* TPM2_Certify of the AK by itself over the nonce (§4.2). */
 static int
 certify(struct kl_prog *p, const json_t *agent, const unsigned char *nonce, size_t nlen,
@@ -99,15 +121,18 @@ session(struct kl_prog *p, json_t **out)
 {
 	struct kl_http_resp r1 = { 0 }, r2 = { 0 };
 	struct kl_api api = { 0 };
-	json_t *agent, *body = NULL, *reply = NULL, *reply2 = NULL, *attr, *ses;
-	const char *id, *sid, *eval, *token, *exp;
+	json_t *agent, *ak, *body = NULL, *reply = NULL, *reply2 = NULL, *attr, *ses;
+	const char *id, *pub, *sid, *eval, *token, *exp;
 	unsigned char *nonce = NULL;
 	size_t nlen = 0;
 	char *url = NULL, *url2 = NULL, *msg = NULL, *sig = NULL, what[600], now[32];
 	int rc;
 
+	/* The AK is needed only after the POST: check it is there before it. */
 	if ((rc = kl_json_need_obj(p->doc, "agent", "stdin", &agent)) != KL_OK ||
-	    (rc = kl_json_need_str(agent, "id", "stdin: agent", &id)) != KL_OK)
+	    (rc = kl_json_need_str(agent, "id", "stdin: agent", &id)) != KL_OK ||
+	    (rc = kl_json_need_obj(agent, "ak", "stdin: agent", &ak)) != KL_OK ||
+	    (rc = kl_json_need_str(ak, "public", "stdin: agent.ak", &pub)) != KL_OK)
 		return rc;
 	if ((rc = kl_api_init(&api, &p->cfg)) != KL_OK)
 		goto out;
@@ -159,14 +184,16 @@ session(struct kl_prog *p, json_t **out)
 		goto out;
 	if (r2.status == 401 || r2.status == 404) {
 		/*
-		 * 401: the verifier rejected the proof (wrong AK, or not the AK it
-		 * enrolled); 404: the session vanished. Another kl-session is the
-		 * only cure for 404; 401 needs the operator.
+		 * 401: the verifier rejected the proof (not the AK it enrolled, or
+		 * a scheme it does not take); 404: the session vanished. Another
+		 * kl-session is the only cure for 404; 401 needs the operator.
 		 */
-		kl_api_fail(&r2, reply2, what);
-		rc = r2.status == 401 ? KL_REFUSED : KL_TEMP;
+		char hint[256];
+
 		if (r2.status == 401)
-			kl_err("%s: the verifier rejected the TPM proof: is the agent enrolled with this AK?", what);
+			pop_hint(agent, hint, sizeof(hint));
+		kl_api_fail_hint(&r2, reply2, what, r2.status == 401 ? hint : NULL);
+		rc = r2.status == 401 ? KL_REFUSED : KL_TEMP;
 		goto out;
 	}
 	if (r2.status != 200) {

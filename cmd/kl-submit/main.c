@@ -8,6 +8,7 @@
  * Never sends incomplete evidence; never contacts the verifier when the
  * challenge has expired (exit 3) or no token is there (exit 2).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,8 +19,37 @@
 #include "kl_prog.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 #define USAGE "usage: kl-submit [-v] [--verifier-url URL] [--ca-certificate FILE] [--timeout MS] [--insecure] <document >document"
+
+/* A non-empty string of strict base64 (what the verifier casts as binary, §6.3.2). */
+static int
+is_b64(const json_t *v)
+{
+	unsigned char *raw = NULL;
+	size_t n = 0;
+	int ok = json_is_string(v) && json_string_length(v) > 0 &&
+	    kl_b64_decode(json_string_value(v), &raw, &n) == 0 && n > 0;
+
+	free(raw);
+	return ok;
+}
+
+/* IMA lines (§6.5): each ends in '\n', and entry_count says how many there are. */
+static int
+ima_ok(const json_t *data)
+{
+	json_t *e = json_object_get(data, "entries"), *c = json_object_get(data, "entry_count");
+	const char *t = json_string_value(e);
+	size_t len = json_string_length(e), lines = 0;
+
+	if (t == NULL || !json_is_integer(c) || (len > 0 && t[len - 1] != '\n'))
+		return 0;
+	for (const char *p = t; (p = memchr(p, '\n', len - (size_t)(p - t))) != NULL; p++)
+		lines++;
+	return json_integer_value(c) >= 0 && (size_t)json_integer_value(c) == lines;
+}
 
 /* What each requested item must carry in "data" (PROTOCOL.md §6.2-§6.5). */
 static int
@@ -40,18 +70,16 @@ check_item(const json_t *item, const char *type, size_t i)
 	if (strcmp(type, "tpm_quote") == 0) {
 		static const char *const need[] = { "subject_data", "message", "signature" };
 
-		for (size_t k = 0; k < 3; k++) {
-			const char *v = kl_json_str(data, need[k]);
-
-			if (v == NULL || *v == '\0')
-				return kl_fail(KL_PERM, "%s: data.%s is missing or empty", where, need[k]);
-		}
+		for (size_t k = 0; k < 3; k++)
+			if (!is_b64(json_object_get(data, need[k])))
+				return kl_fail(KL_PERM, "%s: data.%s is missing, empty or not base64",
+				    where, need[k]);
 	} else if (strcmp(type, "ima_log") == 0) {
-		if (!json_is_string(json_object_get(data, "entries")) ||
-		    !json_is_integer(json_object_get(data, "entry_count")))
-			return kl_fail(KL_PERM, "%s: data.entries and data.entry_count are required", where);
-	} else if (!json_is_string(json_object_get(data, "entries"))) {
-		return kl_fail(KL_PERM, "%s: data.entries is required", where);
+		if (!ima_ok(data))
+			return kl_fail(KL_PERM, "%s: data.entries must be whole lines and "
+			    "data.entry_count their number", where);
+	} else if (!is_b64(json_object_get(data, "entries"))) {
+		return kl_fail(KL_PERM, "%s: data.entries is missing, empty or not base64", where);
 	}
 	return KL_OK;
 }
@@ -125,8 +153,12 @@ submit(struct kl_prog *p, json_t **out)
 		goto out;
 	loc = kl_json_str(ch, "attestation_url");
 	if (loc != NULL) {
-		if ((url = kl_api_resolve(&api, loc)) == NULL) {
-			rc = kl_fail(KL_PERM, "stdin: challenge.attestation_url %s is not on the verifier %s", loc, api.base);
+		if ((url = kl_api_attestation_url(&api, loc, id)) == NULL) {
+			char clean[200];
+
+			kl_log_sanitize(clean, sizeof(clean), loc, strlen(loc));
+			rc = kl_fail(KL_PERM, "stdin: challenge.attestation_url %s is not an attestation "
+			    "of agent %s on %s", clean, id, api.base);
 			goto out;
 		}
 	} else {

@@ -13,6 +13,7 @@
 
 #include "kl_backoff.h"
 #include "kl_log.h"
+#include "kl_banned.h"
 
 static long
 num(const char *s)

@@ -19,6 +19,7 @@
 #include "kl_config.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 #define OPT_EXTRA 1000
 

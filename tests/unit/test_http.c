@@ -21,6 +21,7 @@
 #include "kl_http.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 static const char usage[] =
     "usage: test_http [-v] retry-after VALUE NOW | status-class STATUS |\n"

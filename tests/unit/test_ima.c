@@ -21,6 +21,7 @@
 #include "kl_ima.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_banned.h"
 
 #define USAGE "usage: test_ima count LOG CKPT BOOT | read LOG CKPT BOOT OFFSET MAX OUT"
 

@@ -17,6 +17,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_toml.h"
+#include "kl_banned.h"
 
 static int
 read_stdin(char **out, size_t *len)

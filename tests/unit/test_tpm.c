@@ -31,6 +31,7 @@
 #include "kl_rc.h"
 #include "kl_tpm.h"
 #include "kl_util.h"
+#include "kl_banned.h"
 
 static const char *
 env(const char *name)

@@ -21,6 +21,7 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_uefi.h"
+#include "kl_banned.h"
 
 /* Parse variants of the log in buf; flip: invert byte i, else cut at i. */
 static int
