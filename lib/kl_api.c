@@ -29,6 +29,12 @@ kl_api_init(struct kl_api *a, const struct kl_config *cfg)
 	a->http.require_tls = strncmp(a->base, "http://", 7) != 0;
 	a->http.timeout_ms = cfg->timeout_ms;
 	a->http.connect_timeout_ms = cfg->timeout_ms;
+	if (a->http.insecure)
+		kl_warn("--insecure: TLS verification of %s is OFF (certificate and host name): "
+		    "anyone on the path can pose as the verifier and take the bearer token", a->base);
+	if (!a->http.require_tls)
+		kl_warn("verifier_url %s is plain HTTP: the bearer token and the evidence "
+		    "travel unencrypted (the Keylime verifier itself only speaks HTTPS)", a->base);
 	if (a->http.require_tls) {
 		if ((a->ca = kl_config_verifier_ca(cfg)) == NULL)
 			return kl_fail(KL_TEMP, "out of memory");
@@ -151,8 +157,9 @@ is_auth_error(const json_t *reply)
 	return json_is_object(e) && json_object_get(e, "title") && !json_object_get(e, "code");
 }
 
-int
-kl_api_status_rc(const struct kl_http_resp *resp, const json_t *reply)
+/* The class of an unexpected answer (table in kl_api.h). */
+static int
+status_rc(const struct kl_http_resp *resp, const json_t *reply)
 {
 	const char *code = kl_api_error_code(reply);
 	long s = resp->status;
@@ -179,7 +186,7 @@ kl_api_fail_hint(const struct kl_http_resp *resp, const json_t *reply, const cha
 
 	kl_http_describe(resp, desc, sizeof(desc));
 	kl_err("%s: %s%s%s", what, desc, hint ? "; " : "", hint ? hint : "");
-	return kl_api_status_rc(resp, reply);
+	return status_rc(resp, reply);
 }
 
 int
