@@ -77,9 +77,6 @@ int kl_api_fail(const struct kl_http_resp *resp, const json_t *reply, const char
 int kl_api_fail_hint(const struct kl_http_resp *resp, const json_t *reply, const char *what,
     const char *hint);
 
-/* The class kl_api_fail() gives an answer, without logging. */
-int kl_api_status_rc(const struct kl_http_resp *resp, const json_t *reply);
-
 /* JSON:API errors[0].code (or NULL). */
 const char *kl_api_error_code(const json_t *reply);
 

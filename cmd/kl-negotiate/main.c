@@ -40,10 +40,13 @@ usable_schemes(json_t *caps, const char *sign)
 	json_t *all = json_object_get(caps, "signature_schemes"), *v;
 	size_t i;
 
-	json_array_foreach(all, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), sign) == 0)
-			return json_object_set_new(caps, "signature_schemes", json_pack("[s]", sign)) == 0 ?
-			    KL_OK : kl_fail(KL_TEMP, "out of memory");
+	json_array_foreach(all, i, v) {
+		if (!json_is_string(v) || strcmp(json_string_value(v), sign) != 0)
+			continue;
+		if (json_object_set_new(caps, "signature_schemes", json_pack("[s]", sign)) != 0)
+			return kl_fail(KL_TEMP, "out of memory");
+		return KL_OK;
+	}
 	return kl_fail(KL_PERM, "the TPM does not implement the AK's signature scheme %s", sign);
 }
 
@@ -182,9 +185,14 @@ parse_requested(const json_t *it, size_t i, const json_t *ak, const char *what, 
 			return bad_reply(what, "has a challenge that is not base64 of 8..64 bytes in ", item);
 		}
 		free(raw);
-		if (strcmp(hash, kl_json_str(ak, "hash_alg")) || strcmp(sign, kl_json_str(ak, "signing_alg")))
+		if (strcmp(hash, kl_json_str(ak, "hash_alg")) || strcmp(sign, kl_json_str(ak, "signing_alg"))) {
+			char h[32], s[32];
+
+			kl_log_sanitize(h, sizeof(h), hash, strlen(hash));
+			kl_log_sanitize(s, sizeof(s), sign, strlen(sign));
 			return kl_fail(KL_PERM, "%s: the verifier chose %s/%s, but the AK signs only with %s/%s",
-			    what, sign, hash, kl_json_str(ak, "signing_alg"), kl_json_str(ak, "hash_alg"));
+			    what, s, h, kl_json_str(ak, "signing_alg"), kl_json_str(ak, "hash_alg"));
+		}
 		pcrs = json_object_get(kl_json_obj(cp, "selected_subjects"), hash);
 		if (!json_is_array(pcrs) || json_array_size(pcrs) == 0)
 			return bad_reply(what, "selects no PCRs of the chosen bank in ", item);
@@ -213,7 +221,10 @@ parse_requested(const json_t *it, size_t i, const json_t *ak, const char *what, 
 		json_object_set_new(ch, "uefi_log", json_object());
 	} else {
 		/* We cannot answer an item we do not know, and the PATCH must answer all (§6.2). */
-		return kl_fail(KL_PERM, "%s: the verifier requests evidence type \"%s\", which kl does not produce", what, type);
+		char t[64];
+
+		kl_log_sanitize(t, sizeof(t), type, strlen(type));
+		return kl_fail(KL_PERM, "%s: the verifier requests evidence type \"%s\", which kl does not produce", what, t);
 	}
 	json_array_append_new(json_object_get(ch, "requested"), json_string(type));
 	return KL_OK;

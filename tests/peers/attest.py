@@ -75,7 +75,8 @@ class Enrollment:
         if not isinstance(spec, dict):
             raise ValueError("enrollment must be an object")
         known = {"agent_id", "aik_tpm", "tpm_policy", "ima_policy", "mb_policy",
-                 "accept_tpm_hash_algs", "accept_tpm_signing_algs", "allow_ecc"}
+                 "accept_tpm_hash_algs", "accept_tpm_signing_algs", "allow_ecc",
+                 "pop_own_scheme"}
         if set(spec) - known:
             raise ValueError("unknown enrollment fields %s" % sorted(set(spec) - known))
         self.agent_id = spec.get("agent_id")
@@ -114,6 +115,9 @@ class Enrollment:
             kltpm.hash_new(p.get("log_hash_alg", "sha1"))
         self.mb_policy = spec.get("mb_policy") or None
         self.allow_ecc = bool(spec.get("allow_ecc", False))
+        # Not Keylime: accept a PoP proof signed with the AK's own scheme and
+        # hash, so that RSAPSS and non-SHA-256 AKs can reach negotiation.
+        self.pop_own_scheme = bool(spec.get("pop_own_scheme", False))
         self.accept_hash = spec.get("accept_tpm_hash_algs") or ["sha512", "sha384", "sha256"]
         default_sign = ["ecschnorr", "rsassa"] + (["ecdsa"] if self.allow_ecc else [])
         self.accept_sign = spec.get("accept_tpm_signing_algs") or default_sign

@@ -34,6 +34,7 @@ Control port (plain HTTP, JSON), for the bats tests:
                   "session_lifetime", "session_rate_per_agent", "session_rate_per_ip",
                   "session_rate_window", "auto_recover"}
   POST   /expire-token/{id}, /expire-challenge/{id}, /timeout/{id}
+  POST   /seed-ima/{id} {"starting_offset", "pcr10": "hex", "bank": "sha256", "boot_time"}
   GET|DELETE /requests, GET|POST|DELETE /faults   (see common.py)
 """
 
@@ -173,6 +174,8 @@ def check_pop(enr, sess):
         return "certified name is not the enrolled AK"
     if enr.ak.type == kltpm.ALG_ECC and enr.allow_ecc:
         wanted = (0x0018, enr.ak.name_alg)
+    elif enr.pop_own_scheme:
+        wanted = (enr.ak.scheme, enr.ak.scheme_hash)
     else:
         wanted = (0x0014, 0x000B)   # fixed RSASSA/SHA-256 in Keylime (U1)
     if (sig.sig_alg, sig.hash_alg) != wanted:
@@ -218,6 +221,7 @@ class Verifier(common.Peer):
         c.add("POST", r"/expire-token/([^/]+)", self.ctl_expire_token)
         c.add("POST", r"/expire-challenge/([^/]+)", self.ctl_expire_challenge)
         c.add("POST", r"/timeout/([^/]+)", self.ctl_timeout)
+        c.add("POST", r"/seed-ima/([^/]+)", self.ctl_seed_ima)
 
     def api(self, req):
         try:
@@ -611,6 +615,35 @@ class Verifier(common.Peer):
                 return json_response(404, {"error": "no verified attestation for %s" % agent_id})
             enr.last_received_quote -= 5 * self.cfg["quote_interval"] + 1
             return json_response(200, {"status": self.status(enr)})
+
+    def ctl_seed_ima(self, req, agent_id):
+        """As if an attestation had passed that certified the IMA log up to
+        line starting_offset with PCR 10 at pcr10 in the boot boot_time: the
+        next negotiation asks for the lines from starting_offset on, and their
+        replay starts from pcr10. Lets a test use a long log whose lines were
+        never extended into the TPM."""
+        try:
+            spec = parse_json(req.body)
+            offset = spec["starting_offset"]
+            bank = kltpm.HASH_IDS[spec.get("bank", "sha256")]
+            value = bytes.fromhex(spec["pcr10"])
+            boot = attest.parse_boot_time(spec["boot_time"])
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0 \
+                    or len(value) != kltpm.digest_size(bank) or boot is None:
+                raise ValueError()
+        except (BadJson, KeyError, TypeError, ValueError):
+            return json_response(400, {"error": "want {starting_offset: int >= 0, pcr10: hex "
+                                       "of the bank's size, bank, boot_time}"})
+        with self.lock:
+            enr = self.agents.get(agent_id)
+            if enr is None:
+                return json_response(404, {"error": "agent %s not enrolled" % agent_id})
+            att = attest.Attestation(-1, boot)
+            att.stage, att.evaluation = "verification_complete", "pass"
+            att.starting_offset, att.certified_entry_count = offset, 0
+            att.pcr10 = (bank, value)
+            enr.last_pass = att
+        return json_response(200, {"starting_offset": offset})
 
 
 def main():

@@ -145,6 +145,7 @@ kl_peer_ctl() {
 #   --mb | --mb-replay     measured-boot policy (non-empty log | full replay)
 #   --hash-algs a,b        accept_tpm_hash_algs     --sign-algs a,b  accept_tpm_signing_algs
 #   --allow-ecc            accept ECC AKs with ecdsa (kl's ECC path)
+#   --pop-own-scheme       accept a PoP proof signed with the AK's own scheme/hash
 kl_enroll() {
 	local id=$1 aik="" pcrs="0,1,2,3,4,5,6,7" bank=sha256 policy="" ima=null mb=null
 	local hashes=null signs=null ecc=false tmp vals
@@ -163,6 +164,7 @@ kl_enroll() {
 		--hash-algs) hashes=$(jq -cn --arg v "$2" '$v | split(",")'); shift ;;
 		--sign-algs) signs=$(jq -cn --arg v "$2" '$v | split(",")'); shift ;;
 		--allow-ecc) ecc=true ;;
+		--pop-own-scheme) own=true ;;
 		*) echo "kl_enroll: unknown option $1" >&2; return 2 ;;
 		esac
 		shift
@@ -191,9 +193,10 @@ kl_enroll() {
 	fi
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/enroll" "$(jq -cn --arg id "$id" --arg aik "$aik" \
 		--argjson tp "$policy" --argjson ima "$ima" --argjson mb "$mb" \
-		--argjson h "$hashes" --argjson s "$signs" --argjson ecc "$ecc" \
+		--argjson h "$hashes" --argjson s "$signs" --argjson ecc "$ecc" --argjson own "$own" \
 		'{agent_id: $id, aik_tpm: $aik, tpm_policy: $tp, ima_policy: $ima, mb_policy: $mb,
 		  allow_ecc: $ecc}
+		 + (if $own then {pop_own_scheme: true} else {} end)
 		 + (if $h then {accept_tpm_hash_algs: $h} else {} end)
 		 + (if $s then {accept_tpm_signing_algs: $s} else {} end)')" >/dev/null
 }
