@@ -148,7 +148,7 @@ kl_peer_ctl() {
 #   --pop-own-scheme       accept a PoP proof signed with the AK's own scheme/hash
 kl_enroll() {
 	local id=$1 aik="" pcrs="0,1,2,3,4,5,6,7" bank=sha256 policy="" ima=null mb=null
-	local hashes=null signs=null ecc=false tmp vals
+	local hashes=null signs=null ecc=false own=false tmp vals
 	shift
 	while [ $# -gt 0 ]; do
 		case $1 in
