@@ -442,6 +442,8 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	resp->retry_after = -1;
 	if (rq->method == NULL || rq->url == NULL)
 		return kl_fail(KL_PERM, "kl_http_do: no method or URL");
+	if ((rc = kl_http_global_init()) != KL_OK)
+		return rc;
 	if ((rc = check_request(o, rq)) != KL_OK)
 		return rc;
 	kl_log_sanitize(url, sizeof(url), rq->url, strlen(rq->url));
@@ -734,18 +736,25 @@ kl_http_describe(const struct kl_http_resp *resp, char *out, size_t cap)
 	snprintf(out, cap, "HTTP %ld %s", resp->status, clean);
 }
 
-int
-kl_http_global_init(void)
-{
-	CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
+static int global_done;
 
-	if (cc != CURLE_OK)
-		return kl_fail(KL_PERM, "curl_global_init: %s", curl_easy_strerror(cc));
-	return KL_OK;
-}
-
-void
-kl_http_global_cleanup(void)
+static void
+global_cleanup(void)
 {
 	curl_global_cleanup();
 }
+
+int
+kl_http_global_init(void)
+{
+	CURLcode cc;
+
+	if (global_done)
+		return KL_OK;
+	if ((cc = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK)
+		return kl_fail(KL_PERM, "curl_global_init: %s", curl_easy_strerror(cc));
+	global_done = 1;
+	atexit(global_cleanup);
+	return KL_OK;
+}
+

@@ -108,8 +108,10 @@ int kl_http_status_class(long status);
  */
 void kl_http_describe(const struct kl_http_resp *resp, char *out, size_t cap);
 
-/* Call once per process before any request (curl_global_init). */
+/*
+ * curl_global_init, once per process (kl_http_do calls it; the cleanup runs
+ * at exit). KL_OK or KL_PERM.
+ */
 int kl_http_global_init(void);
-void kl_http_global_cleanup(void);
 
 #endif

@@ -58,6 +58,21 @@ kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const
 	return kl_json_read_stdin(0, &p->doc);
 }
 
+int
+kl_prog_main(const char *name, int argc, char *argv[], const char *usage,
+    int (*run)(struct kl_prog *p, json_t **out))
+{
+	const struct kl_cli cli = { .usage = usage };
+	struct kl_prog p;
+	json_t *out = NULL;
+	int rc;
+
+	rc = kl_prog_start(&p, name, argc, argv, &cli);
+	if (rc == KL_OK && !p.help)
+		rc = run(&p, &out);
+	return kl_prog_finish(&p, rc, out);
+}
+
 json_t *
 kl_prog_retry_doc(const struct kl_prog *p, long status, long after)
 {

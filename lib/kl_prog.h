@@ -1,11 +1,13 @@
 /*
  * kl_prog.h - the frame every step program's main() uses:
  *
- *	struct kl_prog p;
- *	int rc = kl_prog_start(&p, "kl-quote", argc, argv, &cli);
- *	if (rc == KL_OK)
- *		rc = quote_run(&p, &out);	(reads p.doc, p.cfg)
- *	return kl_prog_finish(&p, rc, out);
+ *	int main(int argc, char *argv[])
+ *	{
+ *		return kl_prog_main("kl-quote", argc, argv, USAGE, quote);
+ *	}
+ *
+ * where quote(struct kl_prog *p, json_t **out) reads p->doc and p->cfg and
+ * sets *out to the output document (docs/contract.md) or returns an exit code.
  *
  * kl_prog_start: fds 0-2 open, SIGPIPE ignored, umask 077, a jansson
  * allocator that wipes freed memory, TERM/INT/HUP set kl_stop_requested,
@@ -42,6 +44,10 @@ int kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], c
  * (may be NULL).
  */
 int kl_prog_finish(struct kl_prog *p, int rc, json_t *out);
+
+/* kl_prog_start, run (unless -h), kl_prog_finish: a step's whole main(). */
+int kl_prog_main(const char *name, int argc, char *argv[], const char *usage,
+    int (*run)(struct kl_prog *p, json_t **out));
 
 /*
  * For a temporary failure with a server-given delay: a copy of doc with

@@ -369,15 +369,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	const struct kl_cli cli = { .usage = USAGE };
-	struct kl_prog p;
-	json_t *out = NULL;
-	int rc;
-
-	rc = kl_prog_start(&p, "kl-negotiate", argc, argv, &cli);
-	if (rc == KL_OK && !p.help && (rc = kl_http_global_init()) == KL_OK) {
-		rc = negotiate(&p, &out);
-		kl_http_global_cleanup();
-	}
-	return kl_prog_finish(&p, rc, out);
+	return kl_prog_main("kl-negotiate", argc, argv, USAGE, negotiate);
 }

@@ -242,13 +242,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	const struct kl_cli cli = { .usage = USAGE };
-	struct kl_prog p;
-	json_t *out = NULL;
-	int rc;
-
-	rc = kl_prog_start(&p, "kl-quote", argc, argv, &cli);
-	if (rc == KL_OK && !p.help)
-		rc = quote(&p, &out);
-	return kl_prog_finish(&p, rc, out);
+	return kl_prog_main("kl-quote", argc, argv, USAGE, quote);
 }

@@ -265,15 +265,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	const struct kl_cli cli = { .usage = USAGE };
-	struct kl_prog p;
-	json_t *out = NULL;
-	int rc;
-
-	rc = kl_prog_start(&p, "kl-session", argc, argv, &cli);
-	if (rc == KL_OK && !p.help && (rc = kl_http_global_init()) == KL_OK) {
-		rc = session(&p, &out);
-		kl_http_global_cleanup();
-	}
-	return kl_prog_finish(&p, rc, out);
+	return kl_prog_main("kl-session", argc, argv, USAGE, session);
 }

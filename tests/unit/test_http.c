@@ -186,7 +186,6 @@ cmd_request(int argc, char **argv)
 		json_decref(j);
 	}
 	kl_http_resp_release(&resp);
-	kl_http_global_cleanup();
 	free(body);
 	return rc;
 }
