@@ -4,6 +4,7 @@
 PKG_CONFIG ?= pkg-config
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= /etc/systemd/system
 DESTDIR    ?=
 BUILD      ?= build
 SAN        ?=
@@ -114,6 +115,11 @@ bench:
 install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(addprefix $(BUILD)/bin/,$(PROGS)) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in dist/systemd/*; do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' "$$u" >$(DESTDIR)$(UNITDIR)/$${u##*/} && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
 
 clean:
 	rm -rf build build-asan
