@@ -9,6 +9,33 @@
 #ifndef KL_BANNED_H
 #define KL_BANNED_H
 
-#pragma GCC poison strcpy strcat sprintf vsprintf strtok gets atoi atol system
+/* A name the C library already defines as a macro (fortified) cannot be poisoned. */
+#ifndef strcpy
+#pragma GCC poison strcpy
+#endif
+#ifndef strcat
+#pragma GCC poison strcat
+#endif
+#ifndef sprintf
+#pragma GCC poison sprintf
+#endif
+#ifndef vsprintf
+#pragma GCC poison vsprintf
+#endif
+#ifndef strtok
+#pragma GCC poison strtok
+#endif
+#ifndef gets
+#pragma GCC poison gets
+#endif
+#ifndef atoi
+#pragma GCC poison atoi
+#endif
+#ifndef atol
+#pragma GCC poison atol
+#endif
+#ifndef system
+#pragma GCC poison system
+#endif
 
 #endif

@@ -16,6 +16,9 @@ kl_log_init(const char *progname)
 	kl_progname = progname;
 }
 
+static void vlog(const char *level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(const char *level, const char *fmt, va_list ap)
 {

@@ -43,3 +43,10 @@ rc_table() {
 		grep -q "\`$p\`" "$KL_TOP/README.md"
 	done
 }
+
+@test "build: clang builds everything with -Werror too" {
+	command -v clang >/dev/null || skip "clang is not installed"
+	[ -z "${KL_ASAN:-}" ] || skip "once is enough (plain run)"
+	run -0 make -s -C "$KL_TOP" CC=clang BUILD="$BATS_FILE_TMPDIR/build-clang" -j2 all units
+	[ -x "$BATS_FILE_TMPDIR/build-clang/bin/kl-agent" ]
+}
