@@ -3,13 +3,13 @@
 # peers: the daemon keeps the verifier at PASS, recovers from an outage and
 # re-authenticates once after a 401; --once for cron and timers.
 load helpers
+load fixtures/e2e/steps
 
 DELAY_RE='next attempt in ([0-9]+)\.([0-9]{3}) s \(([a-z-]+), attempt ([0-9]+)\)'
 
 # One IMA log per file, consistent with the swtpm's PCR 10 from its start:
 # every new agent's first attestation replays it from the beginning.
-KLFIX="/usr/bin/python3 $KL_TOP/tests/bats/fixtures/peers/klfix.py"
-ima_measure() {
+file_ima_measure() {
 	tpm2_pcrextend "10:sha256=$($KLFIX ima-append "$BATS_FILE_TMPDIR/ima.log" "$1")" >/dev/null
 }
 
@@ -18,7 +18,7 @@ setup_file() {
 	kl_start_registrar
 	kl_start_verifier --quote-interval 1
 	: >"$BATS_FILE_TMPDIR/ima.log"
-	ima_measure boot_aggregate
+	file_ima_measure boot_aggregate
 }
 
 teardown_file() {
@@ -28,26 +28,13 @@ teardown_file() {
 
 setup() {
 	T=$BATS_TEST_TMPDIR
-	AGENT_ID=$(kl_unit core uuidgen)
-	mkdir -p "$T/keylime"
 	unset KL_STEP_DIR KL_SYSCONFDIR
-	cat >"$T/agent.conf" <<-CONF
-	[agent]
-	uuid = "$AGENT_ID"
-	verifier_url = "$KL_VERIFIER_URL"
-	verifier_tls_ca_cert = "$KL_TEST_CA"
-	registrar_ip = "127.0.0.1"
-	registrar_port = ${KL_REGISTRAR_URL##*:}
-	keylime_dir = "$T/keylime"
-	ima_ml_path = "$BATS_FILE_TMPDIR/ima.log"
-	measuredboot_ml_path = "$T/no-uefi-log"
-	tcti = "$TCTI"
-	attestation_interval_seconds = 1
-	exponential_backoff_initial_delay = 200
-	exponential_backoff_max_delay = 1600
-	exponential_backoff_max_retries = 3
-	CONF
-	export KEYLIME_AGENT_CONFIG=$T/agent.conf
+	agent_new "$T" "attestation_interval_seconds = 1" \
+		"exponential_backoff_initial_delay = 200" \
+		"exponential_backoff_max_delay = 1600" \
+		"exponential_backoff_max_retries = 3"
+	# The file's IMA log, which matches PCR 10 (see setup_file).
+	ln -sf "$BATS_FILE_TMPDIR/ima.log" "$IMA_LOG"
 	AGENT_PID=
 }
 
