@@ -117,7 +117,7 @@ kl_stop_peers() {
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.05
 		done
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
 		rm -f "$f"
 	done
 	KL_PEER_PIDFILES=
