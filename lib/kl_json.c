@@ -224,20 +224,53 @@ kl_json_dump(const json_t *obj, size_t *len)
 	return kl_json_dump_flags(obj, JSON_COMPACT | JSON_PRESERVE_ORDER, len);
 }
 
+/* json_dump_callback target: a malloc()ed buffer that doubles as it fills. */
+struct dumpbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static int
+dump_append(const char *b, size_t n, void *data)
+{
+	struct dumpbuf *d = data;
+
+	if (d->len + n + 1 > d->cap) {
+		size_t cap = d->cap ? d->cap : 4096;
+		char *np;
+
+		while (d->len + n + 1 > cap)
+			cap *= 2;
+		if ((np = malloc(cap)) == NULL)
+			return -1;
+		/* Copy and wipe rather than realloc: the text may hold a token. */
+		if (d->p != NULL) {
+			memcpy(np, d->p, d->len);
+			explicit_bzero(d->p, d->len);
+			free(d->p);
+		}
+		d->p = np;
+		d->cap = cap;
+	}
+	memcpy(d->p + d->len, b, n);
+	d->len += n;
+	return 0;
+}
+
+/* One encoding pass (json_dumpb(NULL) to size the buffer would be a second one). */
 char *
 kl_json_dump_flags(const json_t *obj, size_t flags, size_t *len)
 {
-	size_t n = json_dumpb(obj, NULL, 0, flags);
-	char *s;
+	struct dumpbuf d = { NULL, 0, 0 };
 
-	if (n == 0 || (s = malloc(n + 1)) == NULL)
-		return NULL;
-	if (json_dumpb(obj, s, n, flags) != n) {
-		free(s);
+	if (json_dump_callback(obj, dump_append, &d, flags) != 0 || d.p == NULL) {
+		if (d.p != NULL)
+			explicit_bzero(d.p, d.len);
+		free(d.p);
 		return NULL;
 	}
-	s[n] = '\0';
+	d.p[d.len] = '\0';
 	if (len)
-		*len = n;
-	return s;
+		*len = d.len;
+	return d.p;
 }

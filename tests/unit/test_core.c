@@ -37,7 +37,10 @@ main(int argc, char *argv[])
 	kl_log_init("test_core");
 	if (!strcmp(cmd, "json-read")) {
 		json_t *doc;
-		int rc = kl_json_read_stdin(argc > 2 ? strtoul(argv[2], NULL, 10) : 0, &doc);
+		int rc;
+
+		kl_json_use_wiping_allocator();		/* as every program does */
+		rc = kl_json_read_stdin(argc > 2 ? strtoul(argv[2], NULL, 10) : 0, &doc);
 
 		if (rc != KL_OK)
 			return rc;
