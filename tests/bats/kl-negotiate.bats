@@ -5,40 +5,23 @@
 load helpers
 load fixtures/e2e/steps
 
+# One registered, enrolled agent with a session for the file; its IMA log
+# has 3 lines and it has a UEFI log of 3 events (none extended: no policy
+# of this agent looks at them).
 setup_file() {
-	kl_start_swtpm 3>&-
-	kl_start_registrar 3>&-
-	kl_start_verifier --quote-interval 0 3>&-
-	# One registered, enrolled agent with a session for the file; its IMA log
-	# has 3 lines and it has a UEFI log of 3 events (none extended: no policy
-	# of this agent looks at them).
-	agent_new "$BATS_FILE_TMPDIR/agent"
-	register
-	kl_enroll "$AGENT_ID"
+	file_start
 	for f in boot_aggregate /usr/bin/a /usr/bin/b; do
 		$KLFIX ima-append "$IMA_LOG" "$f" >/dev/null
 	done
 	$KLFIX uefi-log "$D/no-uefi-log" >/dev/null
 	kl_run kl-session <"$D/reg.json" >"$D/ses.json"
-	export FILE_D=$D FILE_ID=$AGENT_ID
 }
 
-teardown_file() {
-	kl_stop_peers
-	kl_stop_swtpm
-}
+teardown_file() { file_stop; }
 
 setup() {
-	# A test that authenticated again made the file's token inactive.
-	if [ -e "$FILE_D/stale" ]; then
-		kl_run kl-session <"$FILE_D/reg.json" >"$FILE_D/ses.json" && rm "$FILE_D/stale"
-	fi
-	faults_clear
+	file_use
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" '{"quote_interval": 0}' >/dev/null
-	export D=$FILE_D AGENT_ID=$FILE_ID KEYLIME_AGENT_CONFIG=$FILE_D/agent.conf
-	export KDIR=$D/keylime IMA_LOG=$D/ima.log
-	SES=$D/ses.json
-	URL=$KL_VERIFIER_URL/v3.0/agents/$AGENT_ID/attestations
 }
 
 # The body of the last POST .../attestations the verifier received.

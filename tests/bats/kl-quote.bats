@@ -16,10 +16,7 @@ setup_file() {
 	export REG=$D/reg.json
 }
 
-teardown_file() {
-	kl_stop_peers
-	kl_stop_swtpm
-}
+teardown_file() { file_stop; }
 
 # Each test: its own keylime_dir (checkpoint), IMA log and UEFI log path; the
 # AK is the file's, found through agent.ak.data_path in $REG.

@@ -5,28 +5,16 @@
 load helpers
 load fixtures/e2e/steps
 
-setup_file() {
-	kl_start_swtpm 3>&-
-	kl_start_registrar 3>&-
-	kl_start_verifier --quote-interval 0 3>&-
-	# One registered, enrolled agent for the file; tests that change its
-	# enrollment or need their own history make a fresh one (agent_new).
-	agent_new "$BATS_FILE_TMPDIR/agent"
-	register
-	kl_enroll "$AGENT_ID"
-	export FILE_D=$D FILE_ID=$AGENT_ID
-}
+# One registered, enrolled agent for the file; tests that change its
+# enrollment or need their own history make a fresh one (agent_new).
+setup_file() { file_start; }
 
-teardown_file() {
-	kl_stop_peers
-	kl_stop_swtpm
-}
+teardown_file() { file_stop; }
 
 setup() {
-	faults_clear
+	file_use
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" \
 		'{"session_rate_per_agent": 0, "nonce_lifetime": 60, "session_lifetime": 180}' >/dev/null
-	export D=$FILE_D AGENT_ID=$FILE_ID KEYLIME_AGENT_CONFIG=$FILE_D/agent.conf KDIR=$FILE_D/keylime
 	REG=$D/reg.json
 }
 

@@ -7,34 +7,19 @@ load helpers
 load fixtures/e2e/steps
 
 setup_file() {
-	kl_start_swtpm 3>&-
-	kl_start_registrar 3>&-
-	kl_start_verifier --quote-interval 0 3>&-
-	agent_new "$BATS_FILE_TMPDIR/agent"
-	register
-	kl_enroll "$AGENT_ID"
+	file_start
 	kl_run kl-session <"$D/reg.json" >"$D/ses.json"
 	# Evidence for the fault tests: a faulted request is never processed, so
 	# this one document serves them all.
 	kl_run kl-negotiate <"$D/ses.json" | kl_run kl-quote >"$D/quo.json"
-	export FILE_D=$D FILE_ID=$AGENT_ID
 }
 
-teardown_file() {
-	kl_stop_peers
-	kl_stop_swtpm
-}
+teardown_file() { file_stop; }
 
 setup() {
-	# A test that authenticated again made the file's token inactive.
-	if [ -e "$FILE_D/stale" ]; then
-		kl_run kl-session <"$FILE_D/reg.json" >"$FILE_D/ses.json" && rm "$FILE_D/stale"
-	fi
-	faults_clear
+	file_use
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" '{"quote_interval": 0}' >/dev/null
-	export D=$FILE_D AGENT_ID=$FILE_ID KEYLIME_AGENT_CONFIG=$FILE_D/agent.conf KDIR=$FILE_D/keylime
-	SES=$D/ses.json QUO=$D/quo.json
-	URL=$KL_VERIFIER_URL/v3.0/agents/$AGENT_ID/attestations
+	QUO=$D/quo.json
 }
 
 # fresh_evidence OUT: a new challenge and its evidence, not yet submitted.
