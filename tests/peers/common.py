@@ -388,6 +388,12 @@ class Peer:
 
     name = "peer"
 
+    def ctl_delete(self, req, agent_id):
+        """DELETE /agents/{id} on the control port (subclasses keep lock and agents)."""
+        with self.lock:
+            found = self.agents.pop(agent_id, None) is not None
+        return json_response(200 if found else 404, {"deleted": found})
+
     def __init__(self, state_dir):
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)

@@ -253,11 +253,6 @@ class Registrar(common.Peer):
                 return json_response(404, {"error": "no agent %s" % agent_id})
             return json_response(200, self._public(rec))
 
-    def ctl_delete(self, req, agent_id):
-        with self.lock:
-            found = self.agents.pop(agent_id, None) is not None
-        return json_response(200 if found else 404, {"deleted": found})
-
     def ctl_config(self, req):
         try:
             cfg = parse_json(req.body)

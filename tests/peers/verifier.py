@@ -570,11 +570,6 @@ class Verifier(common.Peer):
                    "attestations": [a.verdict() for a in enr.attestations]}
             return json_response(200, out)
 
-    def ctl_delete(self, req, agent_id):
-        with self.lock:
-            found = self.agents.pop(agent_id, None) is not None
-        return json_response(200 if found else 404, {"deleted": found})
-
     def ctl_config(self, req):
         try:
             cfg = parse_json(req.body)
