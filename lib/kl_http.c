@@ -14,8 +14,8 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 
+#include "kl_crypto.h"
 #include "kl_http.h"
 #include "kl_log.h"
 #include "kl_rc.h"
@@ -166,7 +166,7 @@ make_request_id(char out[40])
 	static const char hex[] = "0123456789abcdef";
 	unsigned char r[6];
 
-	if (RAND_bytes(r, sizeof(r)) != 1)
+	if (kl_crypto_random(r, sizeof(r)) != 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(r); i++) {
 		out[2 * i] = hex[r[i] >> 4];
@@ -448,7 +448,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 		return rc;
 	kl_log_sanitize(url, sizeof(url), rq->url, strlen(rq->url));
 	if (make_request_id(resp->request_id) != 0)
-		return req_fail(KL_TEMP, rq, "no random bytes for X-Request-ID");
+		return KL_TEMP;	/* logged by kl_crypto_random() */
 
 	x.resp = resp;
 	x.max = o->max_response ? o->max_response : KL_HTTP_MAX_RESPONSE;
