@@ -11,25 +11,29 @@ SAN        ?=
 
 PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent
 
-# Each program links only the lib modules and libraries it uses.
-BASE_LIB  = kl_log kl_json kl_util kl_file kl_config kl_toml kl_prog
-BASE_PKGS = jansson libcrypto
+# Each program links only the lib modules and libraries it uses. kl_crypto
+# needs libcrypto; kl_crypto_rand (its random numbers) needs no library.
+BASE_LIB  = kl_rc kl_log kl_json kl_util kl_file kl_config kl_toml kl_prog
+BASE_PKGS = jansson
 TSS_PKGS  = tss2-esys tss2-mu tss2-tctildr tss2-rc
+TPM_LIB   = kl_tpm kl_akfile kl_crypto kl_crypto_rand
+TPM_PKGS  = $(TSS_PKGS) libcrypto
+HTTP_LIB  = kl_http kl_crypto_rand
 
-kl-register_LIB   = $(BASE_LIB) kl_http kl_tpm kl_akfile
-kl-register_PKGS  = $(BASE_PKGS) libcurl $(TSS_PKGS)
-kl-session_LIB    = $(BASE_LIB) kl_http kl_tpm kl_akfile kl_identity kl_api
-kl-session_PKGS   = $(BASE_PKGS) libcurl $(TSS_PKGS)
-kl-negotiate_LIB  = $(BASE_LIB) kl_http kl_tpm kl_akfile kl_api kl_ima kl_uefi
-kl-negotiate_PKGS = $(BASE_PKGS) libcurl $(TSS_PKGS)
-kl-quote_LIB      = $(BASE_LIB) kl_tpm kl_akfile kl_identity kl_ima kl_uefi
-kl-quote_PKGS     = $(BASE_PKGS) $(TSS_PKGS)
-kl-submit_LIB     = $(BASE_LIB) kl_http kl_api
+kl-register_LIB   = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB)
+kl-register_PKGS  = $(BASE_PKGS) libcurl $(TPM_PKGS)
+kl-session_LIB    = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_identity kl_api
+kl-session_PKGS   = $(BASE_PKGS) libcurl $(TPM_PKGS)
+kl-negotiate_LIB  = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_api kl_ima kl_uefi
+kl-negotiate_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
+kl-quote_LIB      = $(BASE_LIB) $(TPM_LIB) kl_identity kl_ima kl_uefi
+kl-quote_PKGS     = $(BASE_PKGS) $(TPM_PKGS)
+kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
-kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status
+kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_crypto_rand
 kl-agent_PKGS     = $(BASE_PKGS)
 
-ALL_PKGS = $(BASE_PKGS) libcurl $(TSS_PKGS)
+ALL_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
 
 # The wrapper targets install missing packages first, then run make again.
 WRAPPERS = deps clean check asan valgrind demo bench

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "kl_akfile.h"
+#include "kl_crypto.h"
 #include "kl_file.h"
 #include "kl_json.h"
 #include "kl_log.h"
@@ -42,22 +42,6 @@ kl_akfile_release(struct kl_akfile *f)
 	free(f->ak_public);
 	kl_secret_free(f->ak_private, f->ak_private_len);
 	memset(f, 0, sizeof(*f));
-}
-
-/* SHA-256 of buf as lowercase hex into out. */
-static int
-sha256_hex(const unsigned char *buf, size_t len, char out[65])
-{
-	unsigned char d[32];
-	unsigned int dl;
-	char *h;
-
-	if (EVP_Digest(buf, len, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32 ||
-	    (h = kl_hex_encode(d, 32)) == NULL)
-		return -1;
-	memcpy(out, h, 65);
-	free(h);
-	return 0;
 }
 
 /* ------------------------------------------------------------------ reading */
@@ -260,7 +244,7 @@ kl_akfile_set(struct kl_akfile *f, const char *ek_alg, const unsigned char *ek_p
 		free(pub);
 		return kl_fail(KL_TEMP, "agent data: out of memory");
 	}
-	if (sha256_hex(ek_pub, ek_pub_len, f->ek_public_sha256) != 0) {
+	if (kl_crypto_sha256_hex(ek_pub, ek_pub_len, f->ek_public_sha256) != 0) {
 		free(pub);
 		free(priv);
 		return kl_fail(KL_PERM, "agent data: cannot hash the EK");
@@ -288,7 +272,7 @@ kl_akfile_matches(const struct kl_akfile *f, const unsigned char *ek_pub, size_t
 
 	if (f->ak_public == NULL || hash_alg == NULL || signing_alg == NULL)
 		return 0;
-	if (sha256_hex(ek_pub, ek_pub_len, h) != 0 || strcmp(h, f->ek_public_sha256) != 0)
+	if (kl_crypto_sha256_hex(ek_pub, ek_pub_len, h) != 0 || strcmp(h, f->ek_public_sha256) != 0)
 		return 0;
 	return strcmp(f->hash_alg, hash_alg) == 0 && strcmp(f->signing_alg, signing_alg) == 0;
 }

@@ -1,8 +1,4 @@
 /* kl_backoff.c - see kl_backoff.h. */
-#include <errno.h>
-#include <string.h>
-#include <sys/random.h>
-
 #include "kl_backoff.h"
 #include "kl_log.h"
 #include "kl_banned.h"
@@ -32,25 +28,6 @@ kl_backoff_delay_ms(long initial_ms, long max_ms, unsigned n, uint64_t r)
 
 	/* The modulo bias is below 2^-32 for any cap a long can hold here. */
 	return cap <= 0 ? 0 : (long)(r % ((uint64_t)cap + 1));
-}
-
-int
-kl_random_u64(uint64_t *out)
-{
-	size_t got = 0;
-
-	while (got < sizeof(*out)) {
-		ssize_t n = getrandom((char *)out + got, sizeof(*out) - got, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			kl_err("getrandom: %s", strerror(errno));
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	return 0;
 }
 
 const char *

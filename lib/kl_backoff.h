@@ -15,20 +15,19 @@
 
 #include <stdint.h>
 
+#include "kl_crypto.h"	/* kl_crypto_random_u64(), the r of kl_backoff_delay_ms() */
+
 #define KL_SCHED_MAX_S 86400L	/* a hint above one day is absurd: clamp */
 #define KL_LIVENESS_FACTOR 5	/* the verifier times out after 5 x quote_interval */
 
 /* min(max_ms, initial_ms * 2^(n-1)) without overflow; 0 for n == 0. */
 long kl_backoff_cap_ms(long initial_ms, long max_ms, unsigned n);
 
-/* Full jitter: r (a random 64-bit value) mapped uniformly onto [0, cap(n)]. */
-long kl_backoff_delay_ms(long initial_ms, long max_ms, unsigned n, uint64_t r);
-
 /*
- * A random 64-bit value from the kernel (getrandom), so that every process
- * draws differently. Returns 0, or -1 after one error line.
+ * Full jitter: r (a random 64-bit value, kl_crypto_random_u64(), so that every
+ * process draws differently) mapped uniformly onto [0, cap(n)].
  */
-int kl_random_u64(uint64_t *out);
+long kl_backoff_delay_ms(long initial_ms, long max_ms, unsigned n, uint64_t r);
 
 /* Why the next cycle is due when it is (for log lines and --once output). */
 enum kl_sched_why {

@@ -14,8 +14,8 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 
+#include "kl_crypto.h"
 #include "kl_http.h"
 #include "kl_log.h"
 #include "kl_rc.h"
@@ -166,7 +166,7 @@ make_request_id(char out[40])
 	static const char hex[] = "0123456789abcdef";
 	unsigned char r[6];
 
-	if (RAND_bytes(r, sizeof(r)) != 1)
+	if (kl_crypto_random(r, sizeof(r)) != 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(r); i++) {
 		out[2 * i] = hex[r[i] >> 4];
@@ -448,7 +448,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 		return rc;
 	kl_log_sanitize(url, sizeof(url), rq->url, strlen(rq->url));
 	if (make_request_id(resp->request_id) != 0)
-		return req_fail(KL_TEMP, rq, "no random bytes for X-Request-ID");
+		return KL_TEMP;	/* logged by kl_crypto_random() */
 
 	x.resp = resp;
 	x.max = o->max_response ? o->max_response : KL_HTTP_MAX_RESPONSE;
@@ -510,142 +510,134 @@ kl_http_resp_release(struct kl_http_resp *resp)
 
 /* ---- Retry-After (RFC 9110 10.2.3, dates 5.6.7) ---- */
 
-/* A cursor over the value being parsed. */
-struct cur {
-	const char *p, *end;
-};
+/*
+ * libcurl turns dates into times (curl_getdate); what is left here is the
+ * strictness curl does not have: RFC 9110's three forms exactly, names
+ * case-sensitive, fields zero-padded, real calendar days. A date passes when
+ * curl's time, written back in the same form, gives the same text.
+ *
+ * CURLINFO_RETRY_AFTER is not used: it reports 0 alike for no header, an
+ * invalid one, "0" and a past date, and reads "5s" as 5, where kl keeps -1
+ * for absent or invalid and 0 for "retry now".
+ */
 
-static int
-lit(struct cur *c, const char *s)
-{
-	size_t n = strlen(s);
-
-	if ((size_t)(c->end - c->p) < n || memcmp(c->p, s, n) != 0)
-		return 0;
-	c->p += n;
-	return 1;
-}
-
-/* Exactly n digits. */
-static int
-digits(struct cur *c, int n, int *out)
-{
-	int v = 0;
-
-	if (c->end - c->p < n)
-		return 0;
-	for (int i = 0; i < n; i++) {
-		if (c->p[i] < '0' || c->p[i] > '9')
-			return 0;
-		v = v * 10 + (c->p[i] - '0');
-	}
-	c->p += n;
-	*out = v;
-	return 1;
-}
-
-/* One of n names (case-sensitive, as RFC 9110 says); *out is its index. */
-static int
-one_of(struct cur *c, const char *const *names, int n, int *out)
-{
-	for (int i = 0; i < n; i++)
-		if (lit(c, names[i])) {
-			*out = i;
-			return 1;
-		}
-	return 0;
-}
-
-static const char *const wkday[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+static const char *const wkday[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", NULL };
 static const char *const weekday[] = {
-	"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+	"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", NULL,
 };
 static const char *const month[] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 };
 
-/* "HH:MM:SS" */
-static int
-hms(struct cur *c, int *hh, int *mm, int *ss)
+/* After a day name of names and then sep at s, or NULL. The name is checked
+ * for form only: a wrong weekday is the sender's typo, not a different time. */
+static const char *
+after_day(const char *s, const char *const *names, const char *sep)
 {
-	return digits(c, 2, hh) && lit(c, ":") && digits(c, 2, mm) && lit(c, ":") && digits(c, 2, ss);
+	for (; *names; names++) {
+		size_t n = strlen(*names);
+
+		if (strncmp(s, *names, n) == 0 && strncmp(s + n, sep, strlen(sep)) == 0)
+			return s + n + strlen(sep);
+	}
+	return NULL;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (no timegm, no TZ, no locale). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
+/* t written as "DD Mon YYYY HH:MM:SS GMT", or for asctime "Mon DD HH:MM:SS YYYY"
+ * with the day padded with a space. */
 static int
-days_in_month(int y, int m)
+date_text(time_t t, int asc, char *out, size_t cap)
 {
-	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	struct tm tm;
 
-	return dm[m - 1] + (m == 2 && leap);
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year > 9999 - 1900)
+		return -1;
+	if (asc)
+		snprintf(out, cap, "%s %2d %02d:%02d:%02d %04d", month[tm.tm_mon], tm.tm_mday,
+		    tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+	else
+		snprintf(out, cap, "%02d %s %04d %02d:%02d:%02d GMT", tm.tm_mday, month[tm.tm_mon],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return 0;
 }
 
 /*
- * An HTTP-date in any of the three formats into *t. The day name is checked
- * for form only: a wrong weekday is the sender's typo, not a different time.
+ * RFC 850's "DD-Mon-YY HH:MM:SS GMT" as "DD Mon YYYY HH:MM:SS GMT": a
+ * two-digit year more than 50 years ahead of now is in the past century.
  */
 static int
-parse_http_date(const char *s, size_t len, time_t now, time_t *t)
+widen_rfc850(const char *s, time_t now, char *out, size_t cap)
 {
-	struct cur c;
-	int wd, d = 0, m = 0, y = 0, hh = 0, mm = 0, ss = 0, ok;
+	struct tm tm;
+	int y, cy;
 
-	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-	c = (struct cur){ s, s + len };
-	ok = one_of(&c, wkday, 7, &wd) && lit(&c, ", ") && digits(&c, 2, &d) &&
-	    lit(&c, " ") && one_of(&c, month, 12, &m) && lit(&c, " ") &&
-	    digits(&c, 4, &y) && lit(&c, " ") && hms(&c, &hh, &mm, &ss) &&
-	    lit(&c, " GMT") && c.p == c.end;
-	if (!ok) {
-		/* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */
-		c = (struct cur){ s, s + len };
-		ok = one_of(&c, weekday, 7, &wd) && lit(&c, ", ") && digits(&c, 2, &d) &&
-		    lit(&c, "-") && one_of(&c, month, 12, &m) && lit(&c, "-") &&
-		    digits(&c, 2, &y) && lit(&c, " ") && hms(&c, &hh, &mm, &ss) &&
-		    lit(&c, " GMT") && c.p == c.end;
-		if (ok) {
-			/* A two-digit year more than 50 years ahead is in the past century. */
-			struct tm tm;
-			int cy;
+	if (strlen(s) != 22 || s[2] != '-' || s[6] != '-' || s[9] != ' ' ||
+	    s[7] < '0' || s[7] > '9' || s[8] < '0' || s[8] > '9' || gmtime_r(&now, &tm) == NULL)
+		return -1;
+	cy = tm.tm_year + 1900;
+	y = cy - cy % 100 + (s[7] - '0') * 10 + (s[8] - '0');
+	if (y > cy + 50)
+		y -= 100;
+	else if (y + 100 <= cy + 50)
+		y += 100;
+	snprintf(out, cap, "%.2s %.3s %04d %s", s, s + 3, y, s + 10);
+	return 0;
+}
 
-			if (gmtime_r(&now, &tm) == NULL)
-				return -1;
-			cy = tm.tm_year + 1900;
-			y += cy - cy % 100;
-			if (y > cy + 50)
-				y -= 100;
-			else if (y + 100 <= cy + 50)
-				y += 100;
-		}
+/*
+ * Years before 2000 are moved up by whole 400-year Gregorian cycles (146097
+ * days, the same calendar) before curl sees them: curl refuses years before
+ * 1583 and returns 0 for 1969-12-31 23:59:59, whose time is its error value.
+ * date's year is 4 digits at y; returns the cycles added.
+ */
+static int
+shift_year(char *date, size_t y)
+{
+	int year = 0, cycles;
+
+	for (size_t i = y; i < y + 4; i++) {
+		if (date[i] < '0' || date[i] > '9')
+			return 0;	/* not a date: the comparison will tell */
+		year = year * 10 + (date[i] - '0');
 	}
-	if (!ok) {
-		/* asctime: "Sun Nov  6 08:49:37 1994" (day padded with a space) */
-		c = (struct cur){ s, s + len };
-		ok = one_of(&c, wkday, 7, &wd) && lit(&c, " ") && one_of(&c, month, 12, &m) &&
-		    lit(&c, " ") && (digits(&c, 2, &d) || (lit(&c, " ") && digits(&c, 1, &d))) &&
-		    lit(&c, " ") && hms(&c, &hh, &mm, &ss) && lit(&c, " ") &&
-		    digits(&c, 4, &y) && c.p == c.end;
+	cycles = year < 2000 ? (2000 - year + 399) / 400 : 0;
+	year += 400 * cycles;
+	for (size_t i = y + 4; i-- > y; year /= 10)
+		date[i] = (char)('0' + year % 10);
+	return cycles;
+}
+
+/* An HTTP-date (value, NUL-terminated, no blanks around) in any of the three forms into *t. */
+static int
+parse_http_date(const char *value, time_t now, time_t *t)
+{
+	char date[40], again[40];
+	const char *rest;
+	int asc = 0, leap, cycles;
+
+	if ((rest = after_day(value, wkday, ", ")) != NULL)		/* IMF-fixdate */
+		snprintf(date, sizeof(date), "%s", rest);
+	else if ((rest = after_day(value, weekday, ", ")) != NULL) {	/* RFC 850 */
+		if (widen_rfc850(rest, now, date, sizeof(date)) != 0)
+			return -1;
+	} else if ((rest = after_day(value, wkday, " ")) != NULL) {	/* asctime */
+		snprintf(date, sizeof(date), "%s", rest);
+		asc = 1;
+	} else {
+		return -1;
 	}
-	if (!ok)
+	if (strlen(date) != (asc ? 20u : 24u))
 		return -1;
-	m++;				/* index to month number */
-	if (d < 1 || d > days_in_month(y, m) || hh > 23 || mm > 59 || ss > 60)
+	if (asc && date[4] == '0')	/* asctime's day is "06" or " 6" */
+		date[4] = ' ';
+	/* A leap second: curl would roll it into the next minute, and the text would differ. */
+	if ((leap = strncmp(date + (asc ? 13 : 18), "60", 2) == 0))
+		memcpy(date + (asc ? 13 : 18), "59", 2);
+	cycles = shift_year(date, asc ? 16 : 7);
+	*t = curl_getdate(date, NULL);
+	if (date_text(*t, asc, again, sizeof(again)) != 0 || strcmp(again, date) != 0)
 		return -1;
-	*t = (time_t)(days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss);
+	*t += leap - (time_t)cycles * 146097 * 86400;
 	return 0;
 }
 
@@ -653,6 +645,7 @@ long
 kl_http_parse_retry_after(const char *value, time_t now)
 {
 	const char *s = value;
+	char date[64];
 	size_t len, i;
 	long secs = 0;
 	time_t t;
@@ -673,7 +666,11 @@ kl_http_parse_retry_after(const char *value, time_t now)
 	if (i == len)
 		return secs > KL_HTTP_RETRY_AFTER_MAX ? KL_HTTP_RETRY_AFTER_MAX : secs;
 
-	if (parse_http_date(s, len, now, &t) != 0)
+	if (len >= sizeof(date))
+		return -1;
+	memcpy(date, s, len);
+	date[len] = '\0';
+	if (parse_http_date(date, now, &t) != 0)
 		return -1;
 	if (t <= now)
 		return 0;

@@ -55,7 +55,7 @@ out:
 void
 kl_identity_release(struct kl_identity *id)
 {
-	kl_ek_release(&id->ek);
+	kl_tpm_ek_release(&id->ek);
 	kl_akfile_release(&id->akf);
 	memset(id, 0, sizeof(*id));
 }

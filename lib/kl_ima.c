@@ -27,7 +27,13 @@
 #define TAIL_MAX 64		/* bytes before "end" kept to recognise the log */
 #define STALE (-1)		/* internal: the log does not match the checkpoint */
 
-uint64_t kl_ima_bytes_read;
+static uint64_t bytes_read;	/* see kl_ima_bytes_read() */
+
+uint64_t
+kl_ima_bytes_read(void)
+{
+	return bytes_read;
+}
 
 struct mark {
 	uint64_t entry;		/* a line index ... */
@@ -266,7 +272,7 @@ read_at(int fd, const char *log, uint64_t off, void *buf, size_t n, size_t *got)
 		if (r == 0)
 			break;
 		*got += (size_t)r;
-		kl_ima_bytes_read += (uint64_t)r;
+		bytes_read += (uint64_t)r;
 	}
 	return KL_OK;
 }
@@ -374,7 +380,7 @@ scan_from(struct scan *s, struct mark from)
 		}
 		if (n == 0)
 			break;
-		kl_ima_bytes_read += (uint64_t)n;
+		bytes_read += (uint64_t)n;
 		endp = buf + n;
 		if (need_nl) {
 			if (*p++ != '\n') {

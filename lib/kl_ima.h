@@ -48,7 +48,7 @@
  * For tests and benchmarks, which check that the cost does not grow with
  * the log's length.
  */
-extern uint64_t kl_ima_bytes_read;
+uint64_t kl_ima_bytes_read(void);
 
 /*
  * *entries = the number of complete lines in log now (the ima_log

@@ -82,17 +82,3 @@ kl_log_sanitize(char *out, size_t cap, const char *in, size_t len)
 	}
 	out[o] = '\0';
 }
-
-const char *
-kl_rc_name(int rc)
-{
-	switch (rc) {
-	case KL_OK: return "ok";
-	case KL_REFUSED: return "refused";
-	case KL_REAUTH: return "reauth";
-	case KL_RENEGOTIATE: return "renegotiate";
-	case KL_PERM: return "permanent";
-	case KL_TEMP: return "temporary";
-	default: return "unknown";
-	}
-}

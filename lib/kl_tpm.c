@@ -3,12 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "kl_crypto.h"
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_tpm.h"
@@ -57,25 +56,11 @@ alg_str(const struct alg_name *tab, TPM2_ALG_ID id)
 	return NULL;
 }
 
-static const EVP_MD *
-hash_md(TPM2_ALG_ID id)
-{
-	switch (id) {
-	case TPM2_ALG_SHA1: return EVP_sha1();
-	case TPM2_ALG_SHA256: return EVP_sha256();
-	case TPM2_ALG_SHA384: return EVP_sha384();
-	case TPM2_ALG_SHA512: return EVP_sha512();
-	case TPM2_ALG_SM3_256: return EVP_get_digestbyname("SM3");
-	default: return NULL;
-	}
-}
-
+/* Digest size of a TPM hash algorithm, 0 when kl_crypto cannot compute it. */
 static size_t
 hash_size(TPM2_ALG_ID id)
 {
-	const EVP_MD *md = hash_md(id);
-
-	return md ? (size_t)EVP_MD_get_size(md) : 0;
+	return kl_crypto_digest_size(alg_str(hash_algs, id));
 }
 
 /* ---------------------------------------------------------------- errors */
@@ -263,23 +248,21 @@ kl_tpm_name(const unsigned char *pub, size_t len, unsigned char **name, size_t *
 {
 	TPM2B_PUBLIC p;
 	unsigned char tpmt[sizeof(TPMT_PUBLIC)], *n;
-	unsigned int dlen;
-	size_t off = 0, hoff = 0;
-	const EVP_MD *md;
+	size_t off = 0, hoff = 0, dlen;
 	int rc;
 
 	*name = NULL;
 	if ((rc = unmarshal_public(pub, len, &p)) != KL_OK)
 		return rc;
-	if ((md = hash_md(p.publicArea.nameAlg)) == NULL)
+	if ((dlen = hash_size(p.publicArea.nameAlg)) == 0)
 		return kl_fail(KL_PERM, "public key: unsupported nameAlg 0x%04x", p.publicArea.nameAlg);
 	/* H(TPMT_PUBLIC) over its canonical marshalling (§8.3). */
 	if (Tss2_MU_TPMT_PUBLIC_Marshal(&p.publicArea, tpmt, sizeof(tpmt), &off) != TSS2_RC_SUCCESS)
 		return bad_output("Tss2_MU_TPMT_PUBLIC_Marshal");
-	if ((n = malloc(2 + EVP_MAX_MD_SIZE)) == NULL)
+	if ((n = malloc(2 + dlen)) == NULL)
 		return kl_fail(KL_TEMP, "out of memory");
 	if (Tss2_MU_UINT16_Marshal(p.publicArea.nameAlg, n, 2, &hoff) != TSS2_RC_SUCCESS ||
-	    EVP_Digest(tpmt, off, n + 2, &dlen, md, NULL) != 1) {
+	    kl_crypto_digest(alg_str(hash_algs, p.publicArea.nameAlg), tpmt, off, n + 2) != 0) {
 		free(n);
 		return kl_fail(KL_PERM, "public key: cannot compute the name");
 	}
@@ -329,6 +312,49 @@ kl_tpm_key_info(const unsigned char *pub, size_t len, struct kl_key_info *out)
 	snprintf(out->signing_alg, sizeof(out->signing_alg), "%s", sig);
 	snprintf(out->hash_alg, sizeof(out->hash_alg), "%s", hash);
 	snprintf(out->name_alg, sizeof(out->name_alg), "%s", nalg);
+	return KL_OK;
+}
+
+/* kl_tpm_public_key() copies TPM buffers into these. */
+_Static_assert(sizeof(((struct kl_crypto_pubkey *)0)->n) >= sizeof(((TPM2B_PUBLIC_KEY_RSA *)0)->buffer),
+    "RSA modulus buffer");
+_Static_assert(sizeof(((struct kl_crypto_pubkey *)0)->x) >= sizeof(((TPM2B_ECC_PARAMETER *)0)->buffer),
+    "ECC coordinate buffer");
+
+int
+kl_tpm_public_key(const unsigned char *pub, size_t len, struct kl_crypto_pubkey *out)
+{
+	TPM2B_PUBLIC p;
+	const TPMU_PUBLIC_ID *u = &p.publicArea.unique;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = unmarshal_public(pub, len, &p)) != KL_OK)
+		return rc;
+	if (p.publicArea.type == TPM2_ALG_RSA) {
+		out->type = KL_CRYPTO_RSA;
+		/* 0 means the default exponent, 2^16 + 1 (TPM 2.0 Part 2, 12.2.3.5). */
+		out->e = p.publicArea.parameters.rsaDetail.exponent ?
+		    p.publicArea.parameters.rsaDetail.exponent : 65537;
+		out->n_len = u->rsa.size;
+		memcpy(out->n, u->rsa.buffer, u->rsa.size);
+		return out->n_len ? KL_OK : kl_fail(KL_PERM, "public key: empty RSA modulus");
+	}
+	if (p.publicArea.type != TPM2_ALG_ECC)
+		return kl_fail(KL_PERM, "public key: type 0x%04x is neither RSA nor ECC", p.publicArea.type);
+	out->type = KL_CRYPTO_EC;
+	switch (p.publicArea.parameters.eccDetail.curveID) {
+	case TPM2_ECC_NIST_P256: out->curve_bits = 256; break;
+	case TPM2_ECC_NIST_P384: out->curve_bits = 384; break;
+	case TPM2_ECC_NIST_P521: out->curve_bits = 521; break;
+	default:
+		return kl_fail(KL_PERM, "public key: unsupported curve 0x%04x",
+		    p.publicArea.parameters.eccDetail.curveID);
+	}
+	out->x_len = u->ecc.x.size;
+	out->y_len = u->ecc.y.size;
+	memcpy(out->x, u->ecc.x.buffer, u->ecc.x.size);
+	memcpy(out->y, u->ecc.y.buffer, u->ecc.y.size);
 	return KL_OK;
 }
 
@@ -519,12 +545,12 @@ kl_tpm_ek(struct kl_tpm *t, const char *alg, const char *handle,
 	pub = NULL;
 fail:
 	Esys_Free(pub);
-	kl_ek_release(out);
+	kl_tpm_ek_release(out);
 	return rc;
 }
 
 void
-kl_ek_release(struct kl_ek *ek)
+kl_tpm_ek_release(struct kl_ek *ek)
 {
 	free(ek->pub);
 	free(ek->name);
@@ -557,28 +583,6 @@ nv_buffer_max(struct kl_tpm *t, size_t *max)
 	return KL_OK;
 }
 
-/* Length of the DER element at b (tag, length, contents); 0 if not sane DER. */
-static size_t
-der_len(const unsigned char *b, size_t n)
-{
-	size_t len = 0, hdr, k;
-
-	if (n < 2 || b[0] != 0x30)	/* a certificate is a SEQUENCE */
-		return 0;
-	if (b[1] < 0x80) {
-		len = b[1];
-		hdr = 2;
-	} else {
-		k = b[1] & 0x7f;
-		if (k == 0 || k > 3 || n < 2 + k)
-			return 0;
-		for (size_t i = 0; i < k; i++)
-			len = len << 8 | b[2 + i];
-		hdr = 2 + k;
-	}
-	return hdr + len <= n ? hdr + len : 0;
-}
-
 int
 kl_tpm_nv_cert(struct kl_tpm *t, uint32_t index, unsigned char **der, size_t *len)
 {
@@ -586,9 +590,7 @@ kl_tpm_nv_cert(struct kl_tpm *t, uint32_t index, unsigned char **der, size_t *le
 	TPM2B_NV_PUBLIC *npub = NULL;
 	TPM2B_MAX_NV_BUFFER *data = NULL;
 	unsigned char *buf = NULL;
-	const unsigned char *p;
 	size_t size, off, max, dl;
-	X509 *x;
 	TSS2_RC r;
 	int rc;
 
@@ -641,9 +643,7 @@ kl_tpm_nv_cert(struct kl_tpm *t, uint32_t index, unsigned char **der, size_t *le
 		memcpy(buf + off, data->buffer, chunk);
 	}
 	/* The index may be padded after the DER; keep the outer SEQUENCE only (§8.4). */
-	p = buf;
-	if ((dl = der_len(buf, size)) == 0 || (x = d2i_X509(NULL, &p, (long)dl)) == NULL ||
-	    (X509_free(x), (size_t)(p - buf) != dl)) {
+	if ((dl = kl_crypto_x509_der_len(buf, size)) == 0) {
 		rc = kl_fail(KL_PERM, "NV 0x%08x: not a DER certificate", index);
 		goto out;
 	}
@@ -716,7 +716,7 @@ ak_template(const char *ek_alg, const char *hash_alg, const char *sign_alg, TPM2
 	int ecc = strcmp(ek_alg, "ecc") == 0;
 
 	memset(p, 0, sizeof(*p));
-	if (hash == TPM2_ALG_ERROR || hash_md(hash) == NULL)
+	if (hash == TPM2_ALG_ERROR || hash_size(hash) == 0)
 		return kl_fail(KL_PERM, "tpm_hash_alg: unsupported \"%s\"", hash_alg ? hash_alg : "");
 	if (ecc ? sig != TPM2_ALG_ECDSA : (sig != TPM2_ALG_RSASSA && sig != TPM2_ALG_RSAPSS))
 		return kl_fail(KL_PERM, "tpm_signing_alg: \"%s\" is not usable with an %s AK (%s)",
@@ -1156,13 +1156,11 @@ quote_once(struct kl_tpm *t, ESYS_TR ak, const TPM2B_DATA *qd, const TPMT_SIG_SC
     size_t npcrs, struct kl_quote *out, int *same)
 {
 	TPM2_ALG_ID bank = sel->pcrSelections[0].hash;
-	const EVP_MD *md = hash_md(bank);
 	size_t dlen = hash_size(bank), off = 0;
 	TPM2B_ATTEST *quoted = NULL;
 	TPMT_SIGNATURE *s = NULL;
 	TPMS_ATTEST att;
-	unsigned char *values = NULL, digest[EVP_MAX_MD_SIZE];
-	unsigned int mdlen;
+	unsigned char *values = NULL, digest[KL_CRYPTO_MAX_DIGEST];
 	TSS2_RC r;
 	int rc;
 
@@ -1184,12 +1182,12 @@ quote_once(struct kl_tpm *t, ESYS_TR ak, const TPM2B_DATA *qd, const TPMT_SIG_SC
 	if ((rc = pcr_read(t, bank, select, values, dlen)) != KL_OK)
 		goto out;
 	/* pcrDigest = H_sign(values in ascending PCR order) (§6.3.1). */
-	if (md == NULL || EVP_Digest(values, npcrs * dlen, digest, &mdlen, md, NULL) != 1) {
+	if (kl_crypto_digest(alg_str(hash_algs, bank), values, npcrs * dlen, digest) != 0) {
 		rc = kl_fail(KL_PERM, "quote: cannot hash the PCR values");
 		goto out;
 	}
-	if (att.attested.quote.pcrDigest.size != mdlen ||
-	    memcmp(att.attested.quote.pcrDigest.buffer, digest, mdlen) != 0) {
+	if (att.attested.quote.pcrDigest.size != dlen ||
+	    memcmp(att.attested.quote.pcrDigest.buffer, digest, dlen) != 0) {
 		kl_debug("quote: PCRs changed between TPM2_Quote and TPM2_PCR_Read");
 		rc = KL_OK;
 		goto out;
@@ -1198,7 +1196,7 @@ quote_once(struct kl_tpm *t, ESYS_TR ak, const TPM2B_DATA *qd, const TPMT_SIG_SC
 	    (rc = marshal_signature(s, &out->sig, &out->sig_len)) != KL_OK ||
 	    (rc = kl_tpm_pcr_blob(alg_str(hash_algs, bank), sorted, npcrs, values, dlen,
 		&out->pcrs, &out->pcrs_len)) != KL_OK) {
-		kl_quote_release(out);
+		kl_tpm_quote_release(out);
 		goto out;
 	}
 	*same = 1;
@@ -1222,7 +1220,7 @@ kl_tpm_quote(struct kl_tpm *t, ESYS_TR ak, const unsigned char *nonce, size_t no
 	int sorted[PCR_MAX] = { 0 }, same = 0, rc;
 
 	memset(out, 0, sizeof(*out));
-	if (hash == TPM2_ALG_ERROR || hash_md(hash) == NULL)
+	if (hash == TPM2_ALG_ERROR || hash_size(hash) == 0)
 		return kl_fail(KL_PERM, "quote: unsupported hash algorithm \"%s\"", hash_alg ? hash_alg : "");
 	if (sig == TPM2_ALG_ERROR)
 		return kl_fail(KL_PERM, "quote: unsupported signature scheme \"%s\"", sign_alg ? sign_alg : "");
@@ -1243,7 +1241,7 @@ kl_tpm_quote(struct kl_tpm *t, ESYS_TR ak, const unsigned char *nonce, size_t no
 }
 
 void
-kl_quote_release(struct kl_quote *q)
+kl_tpm_quote_release(struct kl_quote *q)
 {
 	free(q->attest);
 	free(q->sig);

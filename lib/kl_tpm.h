@@ -27,6 +27,8 @@
 #include <jansson.h>
 #include <tss2/tss2_esys.h>
 
+#include "kl_crypto.h"
+
 #define KL_TPM_MAX_TRACKED 16
 
 struct kl_tpm {
@@ -87,11 +89,11 @@ void kl_tpm_flush(struct kl_tpm *t, ESYS_TR h);
  * or, when handle is "", created from the TCG default template (L-1
  * RSA-2048 or L-2 ECC P-256, PROTOCOL.md §8.2). endorsement_auth is "", text,
  * or "hex:<hex>" (a secret: never logged); it is kept in out->auth for the
- * policy sessions that authorize the EK. Release out with kl_ek_release().
+ * policy sessions that authorize the EK. Release out with kl_tpm_ek_release().
  */
 int kl_tpm_ek(struct kl_tpm *t, const char *alg, const char *handle,
     const char *endorsement_auth, struct kl_ek *out);
-void kl_ek_release(struct kl_ek *ek);
+void kl_tpm_ek_release(struct kl_ek *ek);
 
 /*
  * The EK certificate for alg from its NV index (RSA 0x01c00002, ECC
@@ -136,12 +138,12 @@ int kl_tpm_certify(struct kl_tpm *t, ESYS_TR ak, const unsigned char *nonce, siz
  * TPM2_Quote of pcrs (0..23, any order, no duplicates) in bank hash_alg,
  * signed with sign_alg/hash_alg, which must be the AK's own scheme. The PCR
  * values are read back and checked against the quote's pcrDigest (up to 5
- * tries when PCRs move; KL_TEMP after that). Release out with kl_quote_release().
+ * tries when PCRs move; KL_TEMP after that). Release out with kl_tpm_quote_release().
  */
 int kl_tpm_quote(struct kl_tpm *t, ESYS_TR ak, const unsigned char *nonce, size_t nonce_len,
     const char *hash_alg, const char *sign_alg, const int *pcrs, size_t npcrs,
     struct kl_quote *out);
-void kl_quote_release(struct kl_quote *q);
+void kl_tpm_quote_release(struct kl_quote *q);
 
 /*
  * PCR values of bank (e.g. "sha256") for pcrs, in ascending PCR order, each
@@ -165,6 +167,13 @@ int kl_tpm_name(const unsigned char *pub, size_t len, unsigned char **name, size
 
 /* Describe a marshalled TPM2B_PUBLIC of a signing key. KL_PERM if unusable. */
 int kl_tpm_key_info(const unsigned char *pub, size_t len, struct kl_key_info *out);
+
+/*
+ * The key parameters of a marshalled TPM2B_PUBLIC (RSA modulus and exponent,
+ * or NIST P-256/384/521 curve and point), unmarshalled with Tss2_MU, for
+ * kl_crypto_pubkey_pem(). KL_PERM (logged) if it is not such a key.
+ */
+int kl_tpm_public_key(const unsigned char *pub, size_t len, struct kl_crypto_pubkey *out);
 
 /*
  * The PCR blob of PROTOCOL.md §6.3.3 for one bank: pcrs (ascending) with

@@ -35,8 +35,6 @@ int kl_boot_time(const char *proc_stat_path, time_t *t);
 
 /* UUID in canonical form (8-4-4-4-12 hex)? Returns 1 if so. */
 int kl_uuid_valid(const char *s);
-/* A random UUIDv4, lowercase, into out (37 bytes). Returns 0 or -1. */
-int kl_uuid_generate(char out[37]);
 
 /* Wipe and free a secret buffer. */
 void kl_secret_free(void *p, size_t len);

@@ -93,7 +93,7 @@ agent_failure_delay_ms(struct agent *a, int class, const char **why)
 		return a->cfg.exponential_backoff_max_delay;
 	}
 	*why = "backoff";
-	if (kl_random_u64(&r) != 0)
+	if (kl_crypto_random_u64(&r) != 0)
 		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	return kl_backoff_delay_ms(a->cfg.exponential_backoff_initial_delay,
 	    a->cfg.exponential_backoff_max_delay, a->attempt, r);

@@ -130,7 +130,7 @@ log_items(struct kl_prog *p, time_t boot, json_t *items)
 		if ((rc = kl_ima_count(ima, ckpt, boot, &n)) != KL_OK)
 			goto out;
 		kl_debug("IMA log %s: %" PRIu64 " entries; read %" PRIu64 " bytes of it",
-		    ima, n, kl_ima_bytes_read);
+		    ima, n, kl_ima_bytes_read());
 		if (n == 0) {
 			/* The verifier answers 422 to entry_count 0 (§5.1.3). */
 			kl_warn("IMA log %s is empty: not offered", ima);

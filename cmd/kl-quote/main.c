@@ -98,7 +98,7 @@ tpm_quote(struct kl_prog *p, const json_t *agent, const json_t *q, json_t **item
 	m = kl_b64_encode(out.attest, out.attest_len);
 	s = kl_b64_encode(out.sig, out.sig_len);
 	d = kl_b64_encode(out.pcrs, out.pcrs_len);
-	kl_quote_release(&out);
+	kl_tpm_quote_release(&out);
 	if (m && s && d)
 		*item = json_pack("{s:s,s:s,s:{s:s,s:s,s:s}}", "evidence_class", "certification",
 		    "evidence_type", "tpm_quote", "data", "subject_data", d, "message", m, "signature", s);
@@ -141,7 +141,7 @@ ima_log(struct kl_prog *p, const json_t *ch, time_t boot, json_t **item)
 	kl_info("IMA log: %llu entries from offset %lld", (unsigned long long)count, off);
 	/* Tests check with this that the cost does not grow with the log (kl_ima.h). */
 	kl_debug("IMA log %s: read %llu bytes of it for %zu bytes of entries", log,
-	    (unsigned long long)kl_ima_bytes_read, len);
+	    (unsigned long long)kl_ima_bytes_read(), len);
 out:
 	free(entries);
 	free(log);

@@ -13,10 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bio.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
+#include "kl_crypto.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
@@ -28,26 +25,9 @@
 static int
 cert_der(const char *text, unsigned char **der, size_t *len)
 {
-	BIO *bio;
-	X509 *x;
-	unsigned char *p = NULL;
-	int n;
-
 	if (strstr(text, "-----BEGIN") == NULL)
 		return kl_b64_decode(text, der, len);
-	if ((bio = BIO_new_mem_buf(text, -1)) == NULL)
-		return -1;
-	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	if (x == NULL)
-		return -1;
-	n = i2d_X509(x, &p);	/* allocates p */
-	X509_free(x);
-	if (n <= 0)
-		return -1;
-	*der = p;
-	*len = (size_t)n;
-	return 0;
+	return kl_crypto_x509_pem_to_der(text, der, len);
 }
 
 static int
@@ -85,7 +65,7 @@ differences(const struct reg *r, const json_t *rec, const char *what, char *out,
 		/* Removing a certificate the record holds counts as a change, too. */
 		if (r->ekcert == NULL || len != r->ekcert_len || memcmp(der, r->ekcert, len) != 0)
 			diff[n++] = "EK certificate";
-		OPENSSL_free(der);
+		free(der);
 	}
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++) {

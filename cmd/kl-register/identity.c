@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "kl_akfile.h"
+#include "kl_crypto.h"
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_tpm.h"
@@ -26,32 +26,16 @@
 #include "register.h"
 #include "kl_banned.h"
 
-/* SHA-256 of the EK TPM2B_PUBLIC in hex, as kl_akfile records it. */
-static int
-ek_digest(const struct kl_ek *ek, char out[65])
-{
-	unsigned char d[32];
-	unsigned int dl = 0;
-	char *h;
-
-	if (EVP_Digest(ek->pub, ek->pub_len, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32 ||
-	    (h = kl_hex_encode(d, 32)) == NULL)
-		return kl_fail(KL_TEMP, "cannot hash the EK public key");
-	memcpy(out, h, 65);
-	free(h);
-	return KL_OK;
-}
-
 /* Why an existing AK file may not be used, as one line. */
 static int
 refuse_akfile(struct reg *r)
 {
 	const struct kl_config *c = r->cfg;
 	char ekd[65];
-	int rc;
 
-	if ((rc = ek_digest(&r->ek, ekd)) != KL_OK)
-		return rc;
+	/* SHA-256 of the EK TPM2B_PUBLIC in hex, as kl_akfile records it. */
+	if (kl_crypto_sha256_hex(r->ek.pub, r->ek.pub_len, ekd) != 0)
+		return kl_fail(KL_TEMP, "cannot hash the EK public key");
 	if (strcmp(ekd, r->akf.ek_public_sha256) != 0)
 		return kl_fail(KL_PERM, "%s: its AK belongs to another EK than this TPM's %s EK; "
 		    "kl-register never replaces an AK: restore tpm_encryption_alg/ek_handle, or move "
@@ -103,8 +87,8 @@ generated_id(struct reg *r, int check)
 		snprintf(r->id, sizeof(r->id), "%s", kept);
 		return KL_OK;
 	}
-	if (kl_uuid_generate(r->id) != 0)
-		return kl_fail(KL_TEMP, "cannot generate a UUID: no randomness");
+	if (kl_crypto_random_uuid(r->id) != 0)
+		return KL_TEMP;	/* logged */
 	r->id_new = 1;
 	if (check)
 		return KL_OK;

@@ -17,9 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
+#include "kl_crypto.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
@@ -277,25 +275,14 @@ out:
 static int
 auth_tag(const unsigned char *secret, size_t slen, const char *id, char out[97])
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int mlen = 0;
-	char *key, *hex;
+	char *key;
+	int failed;
 
 	if ((key = kl_b64_encode(secret, slen)) == NULL)
 		return kl_fail(KL_TEMP, "out of memory");
-	if (HMAC(EVP_sha384(), key, (int)strlen(key), (const unsigned char *)id, strlen(id),
-	    mac, &mlen) == NULL || mlen != 48) {
-		kl_secret_free(key, strlen(key));
-		return kl_fail(KL_TEMP, "HMAC-SHA384 failed");
-	}
+	failed = kl_crypto_hmac_sha384_hex(key, strlen(key), id, strlen(id), out) != 0;
 	kl_secret_free(key, strlen(key));
-	hex = kl_hex_encode(mac, mlen);
-	explicit_bzero(mac, sizeof(mac));
-	if (hex == NULL)
-		return kl_fail(KL_TEMP, "out of memory");
-	memcpy(out, hex, 97);
-	kl_secret_free(hex, 96);
-	return KL_OK;
+	return failed ? kl_fail(KL_TEMP, "HMAC-SHA384 failed") : KL_OK;
 }
 
 /* PUT the auth_tag (§2.6). */

@@ -214,7 +214,7 @@ void
 reg_release(struct reg *r)
 {
 	reg_tpm_close(r);
-	kl_ek_release(&r->ek);
+	kl_tpm_ek_release(&r->ek);
 	kl_akfile_release(&r->akf);
 	free(r->ekcert);
 	free(r->url);

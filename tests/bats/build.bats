@@ -14,6 +14,30 @@ needed() { readelf -d "$KL_BIN/$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 	! needed kl-agent | grep -qE 'libtss2|libcurl'
 }
 
+@test "build: libcrypto only where kl_crypto is linked (kl-agent and kl-submit have none)" {
+	for p in kl-register kl-session kl-negotiate kl-quote; do
+		needed "$p" | grep -q libcrypto
+	done
+	! needed kl-agent | grep -q libcrypto
+	! needed kl-submit | grep -q libcrypto
+}
+
+# Files (tracked or new, not ignored) that include <$1/...>, one a line.
+includers() { git -C "$KL_TOP" grep --untracked -l "#include <$1/" | sort; }
+
+@test "build: one owner per outside library: OpenSSL kl_crypto, tss2 kl_tpm, libcurl kl_http" {
+	git -C "$KL_TOP" rev-parse --git-dir >/dev/null 2>&1 || skip "not a git checkout"
+	run -0 includers openssl
+	[ -n "$output" ]
+	! grep -v '^lib/kl_crypto' <<<"$output" || { echo "OpenSSL outside lib/kl_crypto*"; return 1; }
+	run -0 includers tss2
+	[ -n "$output" ]
+	! grep -v '^lib/kl_tpm' <<<"$output" || { echo "tss2 outside lib/kl_tpm*"; return 1; }
+	run -0 includers curl
+	[ -n "$output" ]
+	! grep -v '^lib/kl_http' <<<"$output" || { echo "libcurl outside lib/kl_http*"; return 1; }
+}
+
 @test "build: every program is PIE with full RELRO and a stack protector" {
 	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent; do
 		readelf -h "$KL_BIN/$p" | grep -q 'DYN (Position-Independent'

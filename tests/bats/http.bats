@@ -130,6 +130,17 @@ ra() {
 	ra "1994-11-06T08:49:37Z" "" -1
 }
 
+@test "retry-after: zero-padded asctime day, leap second, years curl alone refuses" {
+	ra "Sun Nov 06 08:49:37 1994" "" 30
+	ra "Sun, 06 Nov 1994 08:49:60 GMT" "" 53
+	ra "Sun Nov  6 08:49:60 1994" "" 53
+	ra "Wed, 31 Dec 1969 23:59:59 GMT" -3 2
+	ra "Sat, 01 Jan 0000 00:00:10 GMT" -62167219200 10
+	ra "Mon, 01 Jan 1582 00:00:00 GMT" "" 0
+	ra "Tue, 29 Feb 1600 00:00:00 GMT" -11670998500 100
+	ra "Sun, 29 Feb 1700 00:00:00 GMT" "" -1
+}
+
 # ---- status classes and error descriptions ----
 
 @test "status-class: 2xx ok, 401 reauth, 408/429/5xx temporary, 4xx refused, rest permanent" {

@@ -2,7 +2,7 @@
  * test_backoff - drive lib/kl_backoff.c from tests/bats/kl-agent.bats:
  *   cap INITIAL MAX N            print kl_backoff_cap_ms
  *   delay INITIAL MAX N R        print kl_backoff_delay_ms with random value R
- *   sample INITIAL MAX N COUNT   print COUNT delays drawn with kl_random_u64
+ *   sample INITIAL MAX N COUNT   print COUNT delays drawn with kl_crypto_random_u64
  *   sched INTERVAL HINT...       feed kl_sched_next one reply at a time (HINT
  *                                "null": the reply lacked it); print
  *                                "<seconds> <why>" per reply
@@ -58,7 +58,7 @@ main(int argc, char *argv[])
 		for (long i = 0; i < num(argv[5]); i++) {
 			uint64_t r;
 
-			if (kl_random_u64(&r) != 0)
+			if (kl_crypto_random_u64(&r) != 0)
 				return 1;
 			printf("%ld\n", kl_backoff_delay_ms(num(argv[2]), num(argv[3]),
 			    (unsigned)num(argv[4]), r));

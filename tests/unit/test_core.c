@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kl_crypto.h"
 #include "kl_file.h"
 #include "kl_json.h"
 #include "kl_log.h"
@@ -115,7 +116,7 @@ main(int argc, char *argv[])
 	if (!strcmp(cmd, "uuidgen")) {
 		char u[37];
 
-		if (kl_uuid_generate(u) != 0)
+		if (kl_crypto_random_uuid(u) != 0)
 			return KL_TEMP;
 		printf("%s\n", u);
 		return KL_OK;

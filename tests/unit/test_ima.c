@@ -7,7 +7,7 @@
  *		the lines go to the file OUT, byte-exact;
  *		stdout: {"count":N,"len":L,"bytes_read":B,"usec":T,"maxrss_delta_kb":K}
  *
- * CKPT "-" means no checkpoint. bytes_read is kl_ima_bytes_read: how much of
+ * CKPT "-" means no checkpoint. bytes_read is kl_ima_bytes_read(): how much of
  * the log the call read. usec and maxrss_delta_kb time the call alone
  * (monotonic clock; growth of the peak RSS). Exits with the call's code.
  */
@@ -55,7 +55,7 @@ probe_print(const struct probe *p)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	usec = (t1.tv_sec - p->t0.tv_sec) * 1000000LL + (t1.tv_nsec - p->t0.tv_nsec) / 1000;
 	printf(",\"bytes_read\":%" PRIu64 ",\"usec\":%lld,\"maxrss_delta_kb\":%ld}\n",
-	    kl_ima_bytes_read, usec, maxrss_kb() - p->rss0);
+	    kl_ima_bytes_read(), usec, maxrss_kb() - p->rss0);
 }
 
 static int

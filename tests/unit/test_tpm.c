@@ -144,7 +144,7 @@ cmd_ek(int argc, char **argv)
 		out = json_pack("{s:o,s:o,s:o}", "public", b64(ek.pub, ek.pub_len),
 		    "name", hex(ek.name, ek.name_len), "certificate", b64(der, dlen));
 	kl_tpm_close(&t);	/* before stdout, as every kl step does */
-	kl_ek_release(&ek);
+	kl_tpm_ek_release(&ek);
 	free(der);
 	return rc == KL_OK ? emit(out) : rc;
 }
@@ -203,7 +203,7 @@ cmd_ak_create(int argc, char **argv)
 		rc = emit(out);
 	else
 		json_decref(out);
-	kl_ek_release(&ek);
+	kl_tpm_ek_release(&ek);
 	kl_akfile_release(&f);
 	free(pub);
 	free(priv);
@@ -229,7 +229,7 @@ cmd_ak_load(int argc, char **argv)
 	if (rc == KL_OK && (rc = kl_tpm_name(f.ak_public, f.ak_public_len, &name, &nlen)) == KL_OK)
 		rc = emit(json_pack("{s:o}", "name", hex(name, nlen)));
 	free(name);
-	kl_ek_release(&ek);
+	kl_tpm_ek_release(&ek);
 	kl_akfile_release(&f);
 	return rc;
 }
@@ -256,7 +256,7 @@ cmd_activate(int argc, char **argv)
 		rc = emit(json_pack("{s:s%}", "secret", (const char *)secret, slen));
 	kl_secret_free(secret, slen);
 	free(blob);
-	kl_ek_release(&ek);
+	kl_tpm_ek_release(&ek);
 	kl_akfile_release(&f);
 	return rc;
 }
@@ -284,7 +284,7 @@ cmd_certify(int argc, char **argv)
 	free(nonce);
 	free(att);
 	free(sig);
-	kl_ek_release(&ek);
+	kl_tpm_ek_release(&ek);
 	kl_akfile_release(&f);
 	return rc;
 }
@@ -313,9 +313,9 @@ cmd_quote(int argc, char **argv)
 	if (rc == KL_OK)
 		rc = emit(json_pack("{s:o,s:o,s:o}", "message", b64(q.attest, q.attest_len),
 		    "signature", b64(q.sig, q.sig_len), "subject_data", b64(q.pcrs, q.pcrs_len)));
-	kl_quote_release(&q);
+	kl_tpm_quote_release(&q);
 	free(nonce);
-	kl_ek_release(&ek);
+	kl_tpm_ek_release(&ek);
 	kl_akfile_release(&f);
 	return rc;
 }
