@@ -74,3 +74,27 @@ rc_table() {
 	run -0 make -s -C "$KL_TOP" CC=clang BUILD="$BATS_FILE_TMPDIR/build-clang" -j2 all units
 	[ -x "$BATS_FILE_TMPDIR/build-clang/bin/kl-agent" ]
 }
+
+# The project stands alone: no file points outside the repository, and every
+# "docs/protocol.md §N" (also "protocol.md N", "sections N-M", wrapped lines)
+# names a heading N of docs/protocol.md. The patterns are spelled so that
+# this file does not match them.
+protocol_cites() {
+	git grep -z -l -I -E 'protocol[.]md' -- . ':!docs/protocol.md' | xargs -0 cat | tr '\n' ' ' |
+	    grep -oE 'protocol[.]md[[:space:]*#/]*(sections? |§)?[0-9]+(\.[0-9]+)*([[:space:]]*(-|–|,|and)[[:space:]]*§?[0-9]+(\.[0-9]+)*)*' |
+	    sed 's/^protocol[.]md//' | grep -oE '[0-9]+(\.[0-9]+)*'
+	grep -oE '§[0-9]+(\.[0-9]+)*' docs/protocol.md | sed 's/^§//'
+}
+
+@test "docs: nothing refers outside the repository; each docs/protocol.md §N exists" {
+	cd "$KL_TOP"
+	git rev-parse --git-dir >/dev/null 2>&1 || skip "not a git checkout"
+	run git grep -n -I -E 'PROTOCOL[.]md|[.][.]/shared|/work/share[d]'
+	[ "$status" -eq 1 ] || { printf '%s\n' "$output"; false; }
+	heads=$(sed -nE 's/^#{2,4} ([0-9]+(\.[0-9]+)*)\.? .*/\1/p' docs/protocol.md | sort -u)
+	[ "$(wc -l <<<"$heads")" -ge 40 ]
+	cites=$(protocol_cites | sort -u)
+	[ "$(wc -l <<<"$cites")" -ge 20 ]
+	missing=$(comm -23 <(printf '%s\n' "$cites") <(printf '%s\n' "$heads"))
+	[ -z "$missing" ] || { echo "cited but no such heading in docs/protocol.md: $missing"; false; }
+}

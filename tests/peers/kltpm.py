@@ -3,7 +3,7 @@
 Parses what an agent sends (TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE, the
 tpm2-tools PCR blob, IMA ascii lines, TCG2 event logs), verifies signatures
 with an AK public area, and performs a software TPM2_MakeCredential to an RSA
-or ECC EK. Layouts follow /work/shared/PROTOCOL.md (sections given in the
+or ECC EK. Layouts follow docs/protocol.md (sections given in the
 comments) and the TPM 2.0 Library spec, Part 1 (credential protection, KDFa,
 KDFe) and Part 2 (structures).
 
@@ -12,7 +12,7 @@ raises TpmError with a short reason. The peers turn that into the HTTP answer
 or the failed verdict Keylime would give.
 
 Run as a program it offers a few helpers for shell tests:
-    kltpm.py auth-tag CERTINFO AGENT_ID       HMAC of PROTOCOL.md section 2.5
+    kltpm.py auth-tag CERTINFO AGENT_ID       HMAC of docs/protocol.md section 2.5
     kltpm.py name B64_TPM2B_PUBLIC            object name, hex
     kltpm.py makecred B64_EK_PUB HEX_NAME SECRET   credential blob, base64
 """
