@@ -12,7 +12,7 @@ SAN        ?=
 PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent
 
 # Each program links only the lib modules and libraries it uses.
-BASE_LIB  = kl_log kl_json kl_util kl_file kl_config kl_toml kl_prog
+BASE_LIB  = kl_log kl_json kl_util kl_file kl_cli kl_config kl_toml kl_prog
 BASE_PKGS = jansson libcrypto
 TSS_PKGS  = tss2-esys tss2-mu tss2-tctildr tss2-rc
 

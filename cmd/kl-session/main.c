@@ -24,7 +24,8 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-session [-v] [--verifier-url URL] [--ca-certificate FILE] [--tcti TCTI] [--timeout MS] [--insecure] <document >document"
+/* No options of its own: the shared ones (kl_cli.h). */
+static const struct kl_cli cli = { .operands = "<document >document" };
 #define REUSE_MARGIN 30	/* seconds a reused token must still be valid */
 
 /* A token in the input we may keep using (docs/contract.md, "session"). */
@@ -265,5 +266,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-session", argc, argv, USAGE, session);
+	return kl_prog_main("kl-session", argc, argv, &cli, session);
 }
