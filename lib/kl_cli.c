@@ -212,18 +212,11 @@ take_value(const struct kl_cli *cli, const struct optlist *l, const struct kl_cl
 	return KL_OK;
 }
 
-/* Set option o's target (a long option given as argv[at]); KL_PERM after a usage error. */
+/* Set option o's target; KL_PERM after a usage error. */
 static int
 take(const struct kl_cli *cli, const struct optlist *l, const struct kl_cli_opt *o,
-    char *const argv[], int at, const char *arg)
+    const char *arg)
 {
-	size_t len = strlen(o->name);
-	char s[64];
-
-	/* getopt_long takes "--onc" for "--once": upstream (clap) does not. */
-	if (at >= 0 && (strncmp(argv[at] + 2, o->name, len) != 0 ||
-	    (argv[at][2 + len] != '\0' && argv[at][2 + len] != '=')))
-		return usage_error(cli, l, "unknown option \"%s\"", shown(argv[at], s));
 	if (o->flag)
 		*o->flag = true;
 	else if (o->count)
@@ -231,6 +224,15 @@ take(const struct kl_cli *cli, const struct optlist *l, const struct kl_cli_opt 
 	else
 		return take_value(cli, l, o, arg);
 	return KL_OK;
+}
+
+/* getopt_long takes "--onc" for "--once": upstream (clap) does not. */
+static bool
+spelt_out(const char *word, const char *name)
+{
+	size_t len = strlen(name);
+
+	return strncmp(word + 2, name, len) == 0 && (word[2 + len] == '\0' || word[2 + len] == '=');
 }
 
 /* getopt_long's table: the list, then the ignored flags. NULL when out of memory. */
@@ -256,35 +258,12 @@ getopt_table(const struct optlist *l, char shorts[16])
 	return t;
 }
 
-/*
- * Record the argv words of a shared option (f->pass), once it is complete:
- * "-vv" gives two options but is one word, finished with the second.
- */
-static void
-pass_on(struct kl_cli_flags *f, size_t *np, char *argv[], bool finished)
-{
-	int at = optind - 1;
-
-	if (f->pass == NULL || !finished)
-		return;
-	if (optarg && optarg == argv[optind - 1])
-		at = optind - 2;	/* "--timeout 5": two words */
-	while (at < optind)
-		f->pass[(*np)++] = argv[at++];
-}
-
-/* The option getopt_long returned: ch, *at the argv index of a long one (else -1). */
+/* The option getopt_long returned as ch; NULL for an ignored one. */
 static const struct kl_cli_opt *
-which(const struct optlist *l, int ch, int *at, char *argv[])
+which(const struct optlist *l, int ch)
 {
-	*at = -1;
-	if (ch >= KL_CLI_VAL0) {
-		/* The option's own word: before its separate value, if it has one. */
-		*at = optind - 1;
-		if (optarg && optarg == argv[optind - 1])
-			*at = optind - 2;
+	if (ch >= KL_CLI_VAL0)
 		return (size_t)(ch - KL_CLI_VAL0) < l->n ? &l->o[ch - KL_CLI_VAL0] : NULL;
-	}
 	for (size_t i = 0; i < l->n; i++)
 		if (l->o[i].short_name == ch)
 			return &l->o[i];
@@ -303,6 +282,7 @@ parse_loop(const struct kl_cli *cli, struct optlist *l, const struct option *t,
 	opterr = 0;	/* our messages, in our format */
 	while (rc == KL_OK && !l->help && (ch = getopt_long(argc, argv, shorts, t, NULL)) != -1) {
 		const struct kl_cli_opt *o;
+		const char *name;
 		int at;
 
 		if (ch == ':')
@@ -312,15 +292,25 @@ parse_loop(const struct kl_cli *cli, struct optlist *l, const struct option *t,
 			return usage_error(cli, l, "unknown option \"-%c\"", optopt);
 		if (ch == '?')
 			return usage_error(cli, l, "unknown option \"%s\"", shown(argv[optind - 1], s));
-		o = which(l, ch, &at, argv);
+		o = which(l, ch);
+		/* The option's words: argv[at] (and its value, when separate) up to optind. */
+		at = optarg && optarg == argv[optind - 1] ? optind - 2 : optind - 1;
+		name = o ? o->name : ignored[ch - KL_CLI_VAL0 - (int)l->n];
+		if (ch >= KL_CLI_VAL0 && !spelt_out(argv[at], name))
+			return usage_error(cli, l, "unknown option \"%s\"", shown(argv[at], s));
 		if (o == NULL)
 			kl_warn("--%s: ignored (kept for compatibility with keylime_push_model_agent)",
-			    ignored[ch - KL_CLI_VAL0 - (int)l->n]);
+			    name);
 		else
-			rc = take(cli, l, o, argv, at, optarg);
-		/* A short option's word is finished when getopt moved on. */
-		if (o == NULL || o < l->o + l->nshared)
-			pass_on(f, &np, argv, at >= 0 || optind != before);
+			rc = take(cli, l, o, optarg);
+		/*
+		 * The shared options' words, as given, for f->pass; "-vv" is two
+		 * options in one word, finished when getopt moved past it.
+		 */
+		if (f->pass && (o == NULL || o < l->o + l->nshared) &&
+		    (ch >= KL_CLI_VAL0 || optind != before))
+			while (at < optind)
+				f->pass[np++] = argv[at++];
 		before = optind;
 	}
 	if (f->pass)
