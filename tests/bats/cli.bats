@@ -125,3 +125,15 @@ refused() {
 		[ "${stderr_lines[0]}" = "$p: error: --api-version: expected a version like v3.0, not \"latest\"" ]
 	done
 }
+
+@test "cli: kl-agent passes the shared flags on to the steps as given, without its own" {
+	local fake=$BATS_TEST_DIRNAME/fixtures/agent/fake-step s
+	mkdir -p "$KL_STEP_DIR"
+	for s in kl-register kl-session kl-negotiate kl-quote kl-submit; do
+		ln -s "$fake" "$KL_STEP_DIR/$s"
+	done
+	export KL_FAKE_DIR=$BATS_TEST_TMPDIR
+	run -0 --separate-stderr kl_run kl-agent -vv --once --timeout=3000 --json-file j --tcti swtpm:port=1
+	grep -q "^call kl-quote 1 .* | argv: -vv --timeout=3000 --json-file j --tcti swtpm:port=1$" \
+		"$KL_FAKE_DIR/calls.log"
+}
