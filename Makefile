@@ -13,7 +13,7 @@ PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent
 
 # Each program links only the lib modules and libraries it uses. kl_crypto
 # needs libcrypto; kl_crypto_rand (its random numbers) needs no library.
-BASE_LIB  = kl_rc kl_log kl_json kl_util kl_file kl_config kl_toml kl_prog
+BASE_LIB  = kl_rc kl_log kl_json kl_util kl_file kl_cli kl_config kl_toml kl_prog
 BASE_PKGS = jansson
 TSS_PKGS  = tss2-esys tss2-mu tss2-tctildr tss2-rc
 TPM_LIB   = kl_tpm kl_akfile kl_crypto kl_crypto_rand

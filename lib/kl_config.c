@@ -1,15 +1,13 @@
 /*
  * kl_config.c - see kl_config.h.
  *
- * kl_config_load parses argv first (so -h and usage errors never depend on
- * the files), then lays defaults, files, environment and flags over each
- * other through one table of known keys, then translates upstream's keywords
- * ("default", "generate").
+ * kl_config_load lays defaults, files, environment and the flags kl_cli
+ * parsed over each other through one table of known keys, then translates
+ * upstream's keywords ("default", "generate").
  */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,60 +100,6 @@ static const char *const pull_only[] = {
 	"verifier_tls_client_cert", "verifier_tls_client_key",
 	"listen_notifications", "measure_payload_pcr", "receive_revocation_ip",
 	"receive_revocation_port", "retry_interval", "max_retries",
-};
-
-static const char *const help_text =
-	"options (same as keylime_push_model_agent; they override agent.conf and KEYLIME_AGENT_*):\n"
-	"  --verifier-url URL                  verifier base URL (verifier_url)\n"
-	"  --registrar-url URL                 registrar URL (default from registrar_ip/port)\n"
-	"  --agent-identifier ID               agent UUID (uuid)\n"
-	"  --attestation-interval-seconds N    attestation_interval_seconds\n"
-	"  --ca-certificate FILE               verifier CA (verifier_tls_ca_cert)\n"
-	"  --api-version V                     verifier API version (default v3.0)\n"
-	"  --timeout MS                        HTTP timeout in milliseconds (default 5000)\n"
-	"  --insecure                          no TLS verification (testing only)\n"
-	"  --avoid-tpm                         (testing only)\n"
-	"  --tcti TCTI                         TPM access (default: $TCTI or device:/dev/tpmrm0)\n"
-	"  -v, --verbose                       more messages (-vv: debug)\n"
-	"  -h, --help                          this help\n"
-	"config: $KL_SYSCONFDIR/agent.conf (default /etc/keylime), agent.conf.d/*.conf,\n"
-	"or $KEYLIME_AGENT_CONFIG; then KEYLIME_AGENT_<KEY> and KEYLIME_DIR.\n";
-
-enum {
-	OPT_VERIFIER_URL = 256, OPT_REGISTRAR_URL, OPT_AGENT_ID, OPT_INTERVAL,
-	OPT_CA, OPT_API_VERSION, OPT_TIMEOUT, OPT_INSECURE, OPT_AVOID_TPM,
-	OPT_IGNORED, OPT_TCTI, OPT_ONCE, OPT_CHECK,
-};
-
-static const struct option base_opts[] = {
-	{ "verifier-url", required_argument, NULL, OPT_VERIFIER_URL },
-	{ "registrar-url", required_argument, NULL, OPT_REGISTRAR_URL },
-	{ "agent-identifier", required_argument, NULL, OPT_AGENT_ID },
-	{ "attestation-interval-seconds", required_argument, NULL, OPT_INTERVAL },
-	{ "ca-certificate", required_argument, NULL, OPT_CA },
-	{ "api-version", required_argument, NULL, OPT_API_VERSION },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "insecure", no_argument, NULL, OPT_INSECURE },
-	{ "avoid-tpm", no_argument, NULL, OPT_AVOID_TPM },
-	{ "json-file", required_argument, NULL, OPT_IGNORED },
-	{ "attestation-index", required_argument, NULL, OPT_IGNORED },
-	{ "session-index", required_argument, NULL, OPT_IGNORED },
-	{ "message-type", required_argument, NULL, OPT_IGNORED },
-	{ "method", required_argument, NULL, OPT_IGNORED },
-	{ "tcti", required_argument, NULL, OPT_TCTI },
-	{ "once", no_argument, NULL, OPT_ONCE },
-	{ "check", no_argument, NULL, OPT_CHECK },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-};
-#define N_BASE_OPTS (sizeof(base_opts) / sizeof(base_opts[0]))
-
-/* Flag values, kept from the argv pass until the flag layer is applied. */
-struct flags {
-	const char *verifier_url, *registrar_url, *agent_id, *ca, *api_version, *tcti;
-	long interval, timeout;		/* 0: not given */
-	bool insecure, avoid_tpm, once, check;
-	int verbose;
 };
 
 static char **
@@ -315,20 +259,6 @@ set_json(struct kl_config *cfg, const struct key *k, const json_t *v, const char
 	return KL_PERM;
 }
 
-/* A decimal integer, nothing else: no blanks, no "0x", no trailing text. */
-static int
-parse_long(const char *s, long long *out)
-{
-	char *end;
-
-	if (!((s[0] >= '0' && s[0] <= '9') ||
-	    ((s[0] == '-' || s[0] == '+') && s[1] >= '0' && s[1] <= '9')))
-		return -1;
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return (errno != 0 || *end != '\0') ? -1 : 0;
-}
-
 /* A value from an environment variable (or a flag): text typed by k. */
 static int
 set_text(struct kl_config *cfg, const struct key *k, const char *v, const char *where)
@@ -341,7 +271,7 @@ set_text(struct kl_config *cfg, const struct key *k, const char *v, const char *
 	case K_STR:
 		return set_str(cfg, k, v, where);
 	case K_INT:
-		if (parse_long(v, &n) != 0) {
+		if (kl_cli_decimal(v, &n) != 0) {
 			kl_log_sanitize(shown, sizeof(shown), v, strlen(v));
 			return kl_fail(KL_PERM, "%s: expected an integer, not \"%s\"", where, shown);
 		}
@@ -555,153 +485,8 @@ load_env(struct kl_config *cfg)
 	return KL_OK;
 }
 
-/* "v3.0", "3.0", "/v3", ... -> "/v3.0"; -1 if it is not a version. */
 static int
-api_prefix(const char *v, char out[20])
-{
-	const char *p = v;
-	size_t i, dots = 0;
-
-	if (*p == '/')
-		p++;
-	if (*p == 'v')
-		p++;
-	if (*p < '0' || *p > '9' || strlen(p) > 16)
-		return -1;
-	for (i = 0; p[i]; i++) {
-		if (p[i] == '.' && i > 0 && p[i - 1] != '.' && p[i + 1] != '\0' && ++dots == 1)
-			continue;
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-	}
-	snprintf(out, 20, "/v%s", p);
-	return 0;
-}
-
-static void
-print_usage(FILE *f, const struct kl_cli *cli)
-{
-	if (cli && cli->usage)
-		fprintf(f, "%s%s", cli->usage,
-		    cli->usage[0] && cli->usage[strlen(cli->usage) - 1] == '\n' ? "" : "\n");
-	else
-		fprintf(f, "usage: %s [options]\n", kl_progname);
-}
-
-__attribute__((format(printf, 2, 3)))
-static int
-usage_error(const struct kl_cli *cli, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	kl_err("%s", msg);
-	print_usage(stderr, cli);
-	return KL_PERM;
-}
-
-static int
-flag_number(const struct kl_cli *cli, const char *flag, const char *arg, long *out)
-{
-	char shown[64];
-	long long n;
-
-	if (parse_long(arg, &n) != 0 || n < 1 || n > INT_MAX) {
-		kl_log_sanitize(shown, sizeof(shown), arg, strlen(arg));
-		return usage_error(cli, "--%s: expected a positive integer, not \"%s\"", flag, shown);
-	}
-	*out = (long)n;
-	return KL_OK;
-}
-
-/* The argv pass: fills f, runs the program's own options. -1 after -h. */
-static int
-parse_argv(int argc, char *argv[], const struct kl_cli *cli, struct flags *f)
-{
-	struct option *opts;
-	size_t ncli = 0;
-	int ch, idx, rc = KL_OK;
-	char prefix[20], shown[64];
-
-	while (cli && cli->opts && cli->opts[ncli].name)
-		ncli++;
-	if ((opts = calloc(N_BASE_OPTS + ncli + 1, sizeof(*opts))) == NULL)
-		return kl_fail(KL_TEMP, "config: out of memory");
-	memcpy(opts, base_opts, sizeof(base_opts));
-	if (ncli)
-		memcpy(opts + N_BASE_OPTS, cli->opts, ncli * sizeof(*opts));
-
-	optind = 0;	/* glibc: start over, even if getopt ran before */
-	opterr = 0;	/* our messages, in our format */
-	while (rc == KL_OK && (idx = -1, ch = getopt_long(argc, argv, ":vh", opts, &idx)) != -1) {
-		const char *name = idx >= 0 ? opts[idx].name : "";
-
-		switch (ch) {
-		case 'v': f->verbose++; break;
-		case 'h':
-			print_usage(stdout, cli);
-			fputs(help_text, stdout);
-			fflush(stdout);
-			rc = -1;
-			break;
-		case OPT_VERIFIER_URL: f->verifier_url = optarg; break;
-		case OPT_REGISTRAR_URL: f->registrar_url = optarg; break;
-		case OPT_AGENT_ID: f->agent_id = optarg; break;
-		case OPT_INTERVAL: rc = flag_number(cli, name, optarg, &f->interval); break;
-		case OPT_TIMEOUT: rc = flag_number(cli, name, optarg, &f->timeout); break;
-		case OPT_CA: f->ca = optarg; break;
-		case OPT_API_VERSION:
-			if (api_prefix(optarg, prefix) != 0) {
-				kl_log_sanitize(shown, sizeof(shown), optarg, strlen(optarg));
-				rc = usage_error(cli, "--api-version: expected a version like v3.0, not \"%s\"",
-				    shown);
-			}
-			f->api_version = optarg;
-			break;
-		case OPT_INSECURE: f->insecure = true; break;
-		case OPT_AVOID_TPM: f->avoid_tpm = true; break;
-		case OPT_TCTI: f->tcti = optarg; break;
-		case OPT_ONCE: f->once = true; break;
-		case OPT_CHECK: f->check = true; break;
-		case OPT_IGNORED:
-			kl_warn("--%s: ignored (kept for compatibility with keylime_push_model_agent)",
-			    name);
-			break;
-		case ':':
-			kl_log_sanitize(shown, sizeof(shown), argv[optind - 1], strlen(argv[optind - 1]));
-			rc = usage_error(cli, "option \"%s\" needs a value", shown);
-			break;
-		case '?':
-			if (optopt && optopt < 256) {
-				rc = usage_error(cli, "unknown option \"-%c\"", optopt);
-			} else {
-				kl_log_sanitize(shown, sizeof(shown), argv[optind - 1],
-				    strlen(argv[optind - 1]));
-				rc = usage_error(cli, "unknown option \"%s\"", shown);
-			}
-			break;
-		default:
-			/* One of the program's own options (val >= 1000). */
-			if (cli && cli->on_opt && cli->on_opt(ch, optarg, cli->ud) != KL_OK) {
-				print_usage(stderr, cli);
-				rc = KL_PERM;
-			}
-			break;
-		}
-	}
-	if (rc == KL_OK && optind < argc) {
-		kl_log_sanitize(shown, sizeof(shown), argv[optind], strlen(argv[optind]));
-		rc = usage_error(cli, "unexpected argument \"%s\"", shown);
-	}
-	free(opts);
-	return rc;
-}
-
-static int
-apply_flags(struct kl_config *cfg, const struct flags *f)
+apply_flags(struct kl_config *cfg, const struct kl_cli_flags *f)
 {
 	int rc = KL_OK;
 
@@ -735,8 +520,7 @@ apply_flags(struct kl_config *cfg, const struct flags *f)
 		cfg->timeout_ms = f->timeout;
 	cfg->insecure = f->insecure;
 	cfg->avoid_tpm = f->avoid_tpm;
-	cfg->once = f->once;
-	cfg->check = f->check;
+	cfg->verbose = f->verbose;
 	return rc;
 }
 
@@ -765,28 +549,23 @@ translate(struct kl_config *cfg)
 			free(abs);
 		}
 	}
-	if (rc == KL_OK && api_prefix(cfg->api_version, cfg->api_prefix) != 0)
+	if (rc == KL_OK && kl_cli_api_prefix(cfg->api_version, cfg->api_prefix) != 0)
 		rc = kl_fail(KL_PERM, "api version \"%s\": expected a version like v3.0",
 		    cfg->api_version);
 	return rc;
 }
 
 int
-kl_config_load(struct kl_config *cfg, int argc, char *argv[], const struct kl_cli *cli)
+kl_config_load(struct kl_config *cfg, const struct kl_cli_flags *flags)
 {
-	struct flags f = { 0 };
+	const struct kl_cli_flags none = { 0 };
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	if ((rc = parse_argv(argc, argv, cli, &f)) != KL_OK)
-		return rc;
-	cfg->verbose = f.verbose;
-	if (kl_verbose < f.verbose)
-		kl_verbose = f.verbose;
 	if ((rc = set_defaults(cfg)) == KL_OK &&
 	    (rc = load_files(cfg)) == KL_OK &&
 	    (rc = load_env(cfg)) == KL_OK &&
-	    (rc = apply_flags(cfg, &f)) == KL_OK)
+	    (rc = apply_flags(cfg, flags ? flags : &none)) == KL_OK)
 		rc = translate(cfg);
 	if (rc != KL_OK)
 		kl_config_release(cfg);

@@ -1,6 +1,6 @@
 /*
  * kl_config.h - the agent configuration, as upstream's keylime_push_model_agent
- * reads it (docs/protocol.md §9.1, seeds/push-model-user-guide.txt).
+ * reads it (docs/protocol.md §9.1).
  *
  * Layers, later wins:
  *   1. built-in defaults (upstream's)
@@ -9,7 +9,8 @@
  *      -- or, when KEYLIME_AGENT_CONFIG is set, that one file instead of 2 and 3
  *   4. KEYLIME_AGENT_<KEY> environment variables (KEY = option name in upper case),
  *      and KEYLIME_DIR for keylime_dir
- *   5. command-line flags (the same flags as keylime_push_model_agent)
+ *   5. command-line flags (the same flags as keylime_push_model_agent),
+ *      parsed before by kl_cli_parse (kl_cli.h)
  * Unknown keys in [agent] are warned about once; pull-only keys (the pull
  * agent's options, e.g. ip, port, enable_revocation_notifications,
  * server_key ...) are accepted and ignored silently. Other tables are ignored.
@@ -27,17 +28,18 @@
  *   - Upstream's keywords are translated after all layers: keylime_dir ""
  *     -> /var/lib/keylime; ek_handle "generate" -> ""; ima_ml_path and
  *     measuredboot_ml_path "default"/"" -> the kernel's path, relative -> under "/".
- *   - argv is parsed before any file is read, so -h and usage errors never
- *     depend on the files. --ca-certificate FILE is relative to the current
- *     directory (made absolute), as upstream; the same key in a file is
- *     relative to keylime_dir.
+ *   - argv is parsed (kl_cli.h) before any file is read, so -h and usage
+ *     errors never depend on the files. --ca-certificate FILE is relative to
+ *     the current directory (made absolute), as upstream; the same key in a
+ *     file is relative to keylime_dir.
  *   - tpm_ownerpassword never appears in a log line, and is wiped when freed.
  */
 #ifndef KL_CONFIG_H
 #define KL_CONFIG_H
 
-#include <getopt.h>
 #include <stdbool.h>
+
+#include "kl_cli.h"
 
 struct kl_config {
 	/* [agent] keys (strings are owned by the struct, never NULL after load) */
@@ -73,14 +75,12 @@ struct kl_config {
 	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
 
-	/* command line only (upstream flags) */
+	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */
 	char *api_version;			/* "v3.0" */
 	long timeout_ms;			/* 5000 */
 	bool insecure;				/* --insecure: no TLS verification at all */
 	bool avoid_tpm;				/* --avoid-tpm */
-	bool once;				/* --once (kl-agent) */
-	bool check;				/* --check (kl-register) */
 	int verbose;				/* -v / -vv */
 
 	/* derived by kl_config_load */
@@ -88,28 +88,12 @@ struct kl_config {
 };
 
 /*
- * A program's own extra flags: long options (flag value >= 1000) and a
- * callback for them. opts may be NULL.
- */
-struct kl_cli {
-	const char *usage;		/* "usage: kl-x [options]": on -h and usage errors */
-	const struct option *opts;	/* terminated by a zero entry */
-	int (*on_opt)(int val, const char *arg, void *ud);	/* KL_OK or KL_PERM */
-	void *ud;
-};
-
-/*
- * Load all layers and parse argv. cfg need not be initialised. cli may be NULL.
- * Returns KL_OK, or KL_PERM after one error line (bad file, bad value,
- * unknown flag, stray argument; usage errors add cli->usage on stderr), or
- * KL_TEMP (out of memory, unreadable file). -h prints cli->usage and the
- * shared options on stdout and returns -1 (the caller exits 0).
- * -v/--verbose also raises the global kl_verbose. Ignored upstream flags
- * (--json-file, --attestation-index, --session-index, --message-type,
- * --method) give one warning each.
+ * Load all layers, the flags (from kl_cli_parse; NULL: none) last. cfg need
+ * not be initialised. Returns KL_OK, or KL_PERM after one error line (bad
+ * file, bad value), or KL_TEMP (out of memory, unreadable file).
  * On any return other than KL_OK, cfg holds nothing (zeroed).
  */
-int kl_config_load(struct kl_config *cfg, int argc, char *argv[], const struct kl_cli *cli);
+int kl_config_load(struct kl_config *cfg, const struct kl_cli_flags *flags);
 /* Free everything (wiping the password). Safe on a zeroed or released cfg. */
 void kl_config_release(struct kl_config *cfg);
 

@@ -29,45 +29,51 @@ open_std_fds(void)
 			_exit(KL_PERM);
 }
 
+void
+kl_prog_init(const char *name)
+{
+	open_std_fds();
+	kl_log_init(name);
+	umask(077);
+	signal(SIGPIPE, SIG_IGN);
+	kl_json_use_wiping_allocator();	/* documents carry the bearer token */
+}
+
 int
 kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const struct kl_cli *cli)
 {
+	struct kl_cli_flags flags = { 0 };
 	struct sigaction sa;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->name = name;
-	open_std_fds();
-	kl_log_init(name);
-	umask(077);
-	signal(SIGPIPE, SIG_IGN);
+	kl_prog_init(name);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	kl_json_use_wiping_allocator();
 
-	rc = kl_config_load(&p->cfg, argc, argv, cli);
-	if (rc == -1) {
+	rc = kl_cli_parse(cli, argc, argv, &flags);
+	if (rc == KL_CLI_DONE) {
 		p->help = 1;
 		return KL_OK;
 	}
-	if (rc != KL_OK)
+	if (rc != KL_OK || (rc = kl_config_load(&p->cfg, &flags)) != KL_OK)
 		return rc;
 	return kl_json_read_stdin(0, &p->doc);
 }
 
 int
-kl_prog_main(const char *name, int argc, char *argv[], const char *usage,
+kl_prog_main(const char *name, int argc, char *argv[], const struct kl_cli *cli,
     int (*run)(struct kl_prog *p, json_t **out))
 {
-	const struct kl_cli cli = { .usage = usage };
 	struct kl_prog p;
 	json_t *out = NULL;
 	int rc;
 
-	rc = kl_prog_start(&p, name, argc, argv, &cli);
+	rc = kl_prog_start(&p, name, argc, argv, cli);
 	if (rc == KL_OK && !p.help)
 		rc = run(&p, &out);
 	return kl_prog_finish(&p, rc, out);

@@ -3,16 +3,16 @@
  *
  *	int main(int argc, char *argv[])
  *	{
- *		return kl_prog_main("kl-quote", argc, argv, USAGE, quote);
+ *		return kl_prog_main("kl-quote", argc, argv, &cli, quote);
  *	}
  *
- * where quote(struct kl_prog *p, json_t **out) reads p->doc and p->cfg and
- * sets *out to the output document (docs/contract.md) or returns an exit code.
+ * where cli declares the program's own options (kl_cli.h) and
+ * quote(struct kl_prog *p, json_t **out) reads p->doc and p->cfg and sets
+ * *out to the output document (docs/contract.md) or returns an exit code.
  *
- * kl_prog_start: fds 0-2 open, SIGPIPE ignored, umask 077, a jansson
- * allocator that wipes freed memory, TERM/INT/HUP set kl_stop_requested,
- * configuration loaded (kl_config.h), then the whole stdin document read
- * (kl_json.h) -- before any TPM or network access.
+ * kl_prog_start: kl_prog_init, TERM/INT set kl_stop_requested, argv parsed
+ * (kl_cli.h), configuration loaded (kl_config.h), then the whole stdin
+ * document read (kl_json.h) -- before any TPM or network access.
  */
 #ifndef KL_PROG_H
 #define KL_PROG_H
@@ -33,6 +33,13 @@ struct kl_prog {
 extern volatile sig_atomic_t kl_stop_requested;
 
 /*
+ * The prologue of every kl program, kl-agent included: fds 0-2 open (so no
+ * file we open becomes "stdout"), logging as name, umask 077, SIGPIPE
+ * ignored, a jansson allocator that wipes freed memory.
+ */
+void kl_prog_init(const char *name);
+
+/*
  * Returns KL_OK, or an exit code after one error line. After -h it returns
  * KL_OK with p->help set; kl_prog_finish then exits 0 without output.
  */
@@ -46,7 +53,7 @@ int kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], c
 int kl_prog_finish(struct kl_prog *p, int rc, json_t *out);
 
 /* kl_prog_start, run (unless -h), kl_prog_finish: a step's whole main(). */
-int kl_prog_main(const char *name, int argc, char *argv[], const char *usage,
+int kl_prog_main(const char *name, int argc, char *argv[], const struct kl_cli *cli,
     int (*run)(struct kl_prog *p, json_t **out));
 
 /*

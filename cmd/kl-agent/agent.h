@@ -1,6 +1,8 @@
 /*
- * agent.h - kl-agent's parts: main.c (start, loop, --once), cycle.c (one
- * attestation cycle and the state machine), step.c (running one step program
+ * agent.h - kl-agent's parts: main.c (options, start), config.c (load,
+ * check, reload on HUP), registration.c (the registration record), cycle.c
+ * (one attestation cycle and the state machine), schedule.c (delays, the
+ * wait, the daemon loop), once.c (--once), step.c (running one step program
  * with fork/exec and pipes), sys.c (signals, sleeping, privileges).
  */
 #ifndef KL_AGENT_H
@@ -10,6 +12,7 @@
 #include <jansson.h>
 
 #include "kl_backoff.h"
+#include "kl_cli.h"
 #include "kl_config.h"
 #include "kl_status.h"
 
@@ -28,12 +31,13 @@ enum agent_state {
 
 struct agent {
 	struct kl_config cfg;
+	const struct kl_cli *cli;	/* our options (main.c) */
 	int argc;
 	char **argv;			/* our own argv (borrowed), re-parsed on HUP */
-	char **fwd;			/* argv for a step: [0] set per run, our flags, NULL */
+	char **fwd;			/* argv for a step: [0] set per run, our shared flags, NULL */
 	char *step_dir;			/* where kl-register ... kl-submit are */
 	char *status_path;		/* kl_status.h */
-	char *reg_path;			/* the registration record (main.c) */
+	char *reg_path;			/* the registration record (registration.c) */
 
 	json_t *doc;			/* the document passed from step to step; holds the token */
 	json_t *identity;		/* the configuration the "agent" member was registered with */
@@ -54,8 +58,24 @@ struct agent {
 
 /* main.c */
 const char *agent_id(const struct agent *a);
+
+/* config.c */
+/*
+ * Parse a->argv with a->cli (the shared flags as given go to pass, when not
+ * NULL), load the configuration into cfg and check it. KL_OK; KL_CLI_DONE
+ * after --help; else an exit code after one error line, cfg zeroed.
+ */
+int agent_config_load(struct agent *a, struct kl_config *cfg, char **pass);
+/* SIGHUP: the configuration again; a changed identity registers again. */
+int agent_reload(struct agent *a);
+
+/* registration.c */
+/* The configuration an "agent" member belongs to: change any, register again. */
+json_t *agent_identity(const struct kl_config *c);
 /* kl-register succeeded: remember the identity it registered, on disk too. */
 void agent_registered(struct agent *a);
+/* --once: take the "agent" member registered earlier with this same identity. */
+void agent_load_registration(struct agent *a);
 
 /* cycle.c */
 const char *agent_state_name(enum agent_state s);
@@ -70,6 +90,8 @@ int agent_save_status(struct agent *a);
  * 111), or AGENT_STOPPED.
  */
 int agent_cycle(struct agent *a);
+
+/* schedule.c */
 /*
  * The delay before the next attempt after a failed one (a->attempt already
  * counts it): retry.after when the step gave one, the maximum delay for a
@@ -77,6 +99,18 @@ int agent_cycle(struct agent *a);
  * "permanent" or "backoff".
  */
 long agent_failure_delay_ms(struct agent *a, int class, const char **why);
+/*
+ * After a cycle that ended with rc: counters, state, the delay to the next
+ * attempt (returned, in ms; *why says where it came from), one log line,
+ * the status file.
+ */
+long agent_after_cycle(struct agent *a, int rc, const char **why);
+/* The daemon: cycles and waits until TERM/INT; KL_OK, or KL_PERM. */
+int agent_run_daemon(struct agent *a);
+
+/* once.c */
+/* --once: one cycle; its class, and one JSON line on stdout. */
+int agent_run_once(struct agent *a);
 
 /* step.c */
 /*

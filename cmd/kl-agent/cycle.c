@@ -78,27 +78,6 @@ retry_after_of(const json_t *out)
 	return (long)after;
 }
 
-long
-agent_failure_delay_ms(struct agent *a, int class, const char **why)
-{
-	uint64_t r;
-
-	if (a->retry_after >= 0) {
-		*why = "retry-after";	/* the server's Retry-After wins */
-		return a->retry_after * 1000;
-	}
-	if (class == KL_PERM) {
-		/* Permanent problems do not fix themselves; HUP retries at once. */
-		*why = "permanent";
-		return a->cfg.exponential_backoff_max_delay;
-	}
-	*why = "backoff";
-	if (kl_crypto_random_u64(&r) != 0)
-		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	return kl_backoff_delay_ms(a->cfg.exponential_backoff_initial_delay,
-	    a->cfg.exponential_backoff_max_delay, a->attempt, r);
-}
-
 /* Map an exit code onto the classes of docs/contract.md. */
 static int
 classify(const char *name, int code)

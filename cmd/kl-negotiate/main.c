@@ -27,7 +27,8 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-negotiate [-v] [--verifier-url URL] [--ca-certificate FILE] [--tcti TCTI] [--timeout MS] [--insecure] <document >document"
+/* No options of its own: the shared ones (kl_cli.h). */
+static const struct kl_cli cli = { .operands = "<document >document" };
 
 /*
  * A restricted AK signs with its own scheme only, so of the schemes the TPM
@@ -369,5 +370,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-negotiate", argc, argv, USAGE, negotiate);
+	return kl_prog_main("kl-negotiate", argc, argv, &cli, negotiate);
 }

@@ -24,7 +24,8 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-quote [-v] [--tcti TCTI] <document >document"
+/* No options of its own: the shared ones (kl_cli.h). */
+static const struct kl_cli cli = { .operands = "<document >document" };
 
 /* The challenge must still be answerable (§5.3 challenges_expire_at, §6.6 boot_time). */
 static int
@@ -242,5 +243,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-quote", argc, argv, USAGE, quote);
+	return kl_prog_main("kl-quote", argc, argv, &cli, quote);
 }

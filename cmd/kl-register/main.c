@@ -33,8 +33,14 @@
 #include "register.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-register [-v] [--check] [--registrar-url URL] [--tcti TCTI] " \
-	"[--agent-identifier UUID|generate|hash_ek] [--timeout MS] [--insecure] <document >document"
+static bool check;	/* --check */
+
+static const struct kl_cli_opt own[] = {
+	KL_CLI_FLAG("check", &check, "compare this TPM's identity with the registrar's record; "
+	    "register nothing, write no document"),
+	KL_CLI_END,
+};
+static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };
 
 /* Members of the steps after kl-register: a new registration starts a new cycle. */
 static const char *const later[] = { "session", "challenge", "evidence", "submission", "retry", NULL };
@@ -102,9 +108,9 @@ run(struct kl_prog *p, json_t **out)
 
 	if ((rc = reg_setup(&r, &p->cfg)) != KL_OK)
 		goto out;
-	if ((rc = reg_identity(&r, p->cfg.check)) != KL_OK)
+	if ((rc = reg_identity(&r, check)) != KL_OK)
 		goto out;
-	if (p->cfg.check) {
+	if (check) {
 		rc = reg_check(&r);
 		goto out;
 	}
@@ -125,5 +131,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-register", argc, argv, USAGE, run);
+	return kl_prog_main("kl-register", argc, argv, &cli, run);
 }

@@ -24,7 +24,8 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-session [-v] [--verifier-url URL] [--ca-certificate FILE] [--tcti TCTI] [--timeout MS] [--insecure] <document >document"
+/* No options of its own: the shared ones (kl_cli.h). */
+static const struct kl_cli cli = { .operands = "<document >document" };
 #define REUSE_MARGIN 30	/* seconds a reused token must still be valid */
 
 /* A token in the input we may keep using (docs/contract.md, "session"). */
@@ -116,73 +117,85 @@ certify(struct kl_prog *p, const json_t *agent, const unsigned char *nonce, size
 	return rc;
 }
 
+/* What one kl-session run works with. */
+struct ses {
+	struct kl_prog *p;
+	struct kl_api api;
+	const json_t *agent;
+	const char *id;		/* agent.id */
+	char what[600];		/* "POST <url>", for error lines */
+};
+
+/* A call that failed: exit 111 with a Retry-After writes the retry document. */
 static int
-session(struct kl_prog *p, json_t **out)
+call_failed(struct ses *s, const struct kl_http_resp *r, const json_t *reply, json_t **out)
 {
-	struct kl_http_resp r1 = { 0 }, r2 = { 0 };
-	struct kl_api api = { 0 };
-	json_t *agent, *ak, *body = NULL, *reply = NULL, *reply2 = NULL, *attr, *ses;
-	const char *id, *pub, *sid, *eval, *token, *exp;
-	unsigned char *nonce = NULL;
-	size_t nlen = 0;
-	char *url = NULL, *url2 = NULL, *msg = NULL, *sig = NULL, what[600], now[32];
+	int rc = kl_api_fail(r, reply, s->what);
+
+	if (rc == KL_TEMP && r->retry_after >= 0)
+		*out = kl_prog_retry_doc(s->p, r->status, r->retry_after);
+	return rc;
+}
+
+/* method url with body (both taken): *r and *reply; s->what names the call. */
+static int
+call(struct ses *s, const char *method, char *url, json_t *body, struct kl_http_resp *r,
+    json_t **reply)
+{
 	int rc;
 
-	/* The AK is needed only after the POST: check it is there before it. */
-	if ((rc = kl_json_need_obj(p->doc, "agent", "stdin", &agent)) != KL_OK ||
-	    (rc = kl_json_need_str(agent, "id", "stdin: agent", &id)) != KL_OK ||
-	    (rc = kl_json_need_obj(agent, "ak", "stdin: agent", &ak)) != KL_OK ||
-	    (rc = kl_json_need_str(ak, "public", "stdin: agent.ak", &pub)) != KL_OK)
-		return rc;
-	if ((rc = kl_api_init(&api, &p->cfg)) != KL_OK)
-		goto out;
-	if (reusable(p, &api, id)) {
-		kl_info("reusing the session token valid until %s",
-		    kl_json_str(kl_json_obj(p->doc, "session"), "expires_at"));
-		*out = json_deep_copy(p->doc);
-		json_object_del(*out, "retry");
-		goto out;
-	}
-
-	url = kl_api_url(&api, "/sessions");
-	body = json_pack("{s:{s:s,s:{s:s,s:[{s:s,s:s}]}}}", "data", "type", "session",
-	    "attributes", "agent_id", id, "authentication_supported",
-	    "authentication_class", "pop", "authentication_type", "tpm_pop");
 	if (url == NULL || body == NULL) {
 		rc = kl_fail(KL_TEMP, "out of memory");
-		goto out;
+	} else {
+		snprintf(s->what, sizeof(s->what), "%s %s", method, url);
+		rc = kl_api_call(&s->api, method, url, NULL, body, r, reply);
 	}
-	snprintf(what, sizeof(what), "POST %s", url);
-	if ((rc = kl_api_call(&api, "POST", url, NULL, body, &r1, &reply)) != KL_OK)
-		goto out;
-	if (r1.status != 200) {
-		rc = kl_api_fail(&r1, reply, what);
-		goto retry;
-	}
-	if ((rc = parse_challenge(reply, what, &sid, &nonce, &nlen)) != KL_OK)
-		goto out;
-	if ((rc = certify(p, agent, nonce, nlen, &msg, &sig)) != KL_OK)
-		goto out;
-
+	free(url);
 	json_decref(body);
-	body = json_pack("{s:{s:s,s:s,s:{s:s,s:[{s:s,s:s,s:{s:s,s:s}}]}}}", "data",
-	    "type", "session", "id", sid, "attributes", "agent_id", id,
-	    "authentication_provided", "authentication_class", "pop",
-	    "authentication_type", "tpm_pop", "data", "message", msg, "signature", sig);
-	{
-		char path[128];
+	return rc;
+}
 
-		snprintf(path, sizeof(path), "/sessions/%s", sid);
-		url2 = kl_api_url(&api, path);
-	}
-	if (body == NULL || url2 == NULL) {
+/* POST /sessions: the session id and the verifier's nonce (§4.1). */
+static int
+post_session(struct ses *s, char **sid, unsigned char **nonce, size_t *nlen, json_t **out)
+{
+	struct kl_http_resp r = { 0 };
+	json_t *reply = NULL;
+	const char *id;
+	int rc;
+
+	rc = call(s, "POST", kl_api_url(&s->api, "/sessions"),
+	    json_pack("{s:{s:s,s:{s:s,s:[{s:s,s:s}]}}}", "data", "type", "session",
+	    "attributes", "agent_id", s->id, "authentication_supported",
+	    "authentication_class", "pop", "authentication_type", "tpm_pop"), &r, &reply);
+	if (rc == KL_OK && r.status != 200)
+		rc = call_failed(s, &r, reply, out);
+	else if (rc == KL_OK && (rc = parse_challenge(reply, s->what, &id, nonce, nlen)) == KL_OK &&
+	    (*sid = strdup(id)) == NULL)
 		rc = kl_fail(KL_TEMP, "out of memory");
-		goto out;
-	}
-	snprintf(what, sizeof(what), "PATCH %s", url2);
-	if ((rc = kl_api_call(&api, "PATCH", url2, NULL, body, &r2, &reply2)) != KL_OK)
-		goto out;
-	if (r2.status == 401 || r2.status == 404) {
+	json_decref(reply);
+	kl_http_resp_release(&r);
+	return rc;
+}
+
+/* PATCH /sessions/<sid> with the proof: the verifier's attributes on 200 (§4.2). */
+static int
+patch_session(struct ses *s, const char *sid, const char *msg, const char *sig,
+    json_t **attr, json_t **out)
+{
+	struct kl_http_resp r = { 0 };
+	json_t *reply = NULL;
+	char path[128];
+	int rc;
+
+	snprintf(path, sizeof(path), "/sessions/%s", sid);
+	rc = call(s, "PATCH", kl_api_url(&s->api, path),
+	    json_pack("{s:{s:s,s:s,s:{s:s,s:[{s:s,s:s,s:{s:s,s:s}}]}}}", "data",
+	    "type", "session", "id", sid, "attributes", "agent_id", s->id,
+	    "authentication_provided", "authentication_class", "pop",
+	    "authentication_type", "tpm_pop", "data", "message", msg, "signature", sig),
+	    &r, &reply);
+	if (rc == KL_OK && (r.status == 401 || r.status == 404)) {
 		/*
 		 * 401: the verifier rejected the proof (not the AK it enrolled, or
 		 * a scheme it does not take); 404: the session vanished. Another
@@ -190,80 +203,120 @@ session(struct kl_prog *p, json_t **out)
 		 */
 		char hint[256];
 
-		if (r2.status == 401)
-			pop_hint(agent, hint, sizeof(hint));
-		kl_api_fail_hint(&r2, reply2, what, r2.status == 401 ? hint : NULL);
-		rc = r2.status == 401 ? KL_REFUSED : KL_TEMP;
-		goto out;
+		if (r.status == 401)
+			pop_hint(s->agent, hint, sizeof(hint));
+		kl_api_fail_hint(&r, reply, s->what, r.status == 401 ? hint : NULL);
+		rc = r.status == 401 ? KL_REFUSED : KL_TEMP;
+	} else if (rc == KL_OK && r.status != 200) {
+		rc = call_failed(s, &r, reply, out);
+	} else if (rc == KL_OK) {
+		*attr = json_incref(kl_json_obj(kl_json_obj(reply, "data"), "attributes"));
 	}
-	if (r2.status != 200) {
-		rc = kl_api_fail(&r2, reply2, what);
-		kl_http_resp_release(&r1);
-		r1 = r2;	/* the retry below reads r1; r2 is now released via r1 */
-		memset(&r2, 0, sizeof(r2));
-		goto retry;
-	}
-	attr = kl_json_obj(kl_json_obj(reply2, "data"), "attributes");
-	eval = kl_json_str(attr, "evaluation");
-	token = kl_json_str(attr, "token");
-	exp = kl_json_str(attr, "token_expires_at");
-	if (eval == NULL || strcmp(eval, "pass") != 0) {
-		rc = kl_fail(eval && !strcmp(eval, "fail") ? KL_REFUSED : KL_PERM,
+	json_decref(reply);
+	kl_http_resp_release(&r);
+	return rc;
+}
+
+/* The "session" member from the PATCH's attributes, once they say "pass". */
+static int
+session_member(const struct ses *s, const char *sid, const json_t *attr, json_t **member)
+{
+	const char *eval = kl_json_str(attr, "evaluation"), *token = kl_json_str(attr, "token");
+	const char *exp = kl_json_str(attr, "token_expires_at");
+	char now[32], fallback[32];
+	time_t t;
+
+	if (eval == NULL || strcmp(eval, "pass") != 0)
+		return kl_fail(eval && !strcmp(eval, "fail") ? KL_REFUSED : KL_PERM,
 		    "%s: evaluation %s: the agent is not enrolled at the verifier, or the challenge expired",
-		    what, eval ? eval : "(missing)");
-		goto out;
-	}
+		    s->what, eval ? eval : "(missing)");
 	if (token == NULL || strlen(token) < 8 || strlen(token) > 512 ||
-	    strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(token)) {
-		rc = kl_fail(KL_PERM, "%s: evaluation pass without a well-formed token", what);
-		goto out;
-	}
-	kl_time_format(time(NULL), now);
+	    strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(token))
+		return kl_fail(KL_PERM, "%s: evaluation pass without a well-formed token", s->what);
 	if (exp == NULL) {
 		/* The Rust agent assumes 15 minutes when the verifier says nothing (§9.1). */
-		static char fallback[32];
-
 		kl_time_format(time(NULL) + 900, fallback);
 		exp = fallback;
-	} else {
-		time_t t;
-
-		if (kl_time_parse(exp, &t) != 0) {
-			rc = kl_fail(KL_PERM, "%s: token_expires_at is not a time", what);
-			goto out;
-		}
+	} else if (kl_time_parse(exp, &t) != 0) {
+		return kl_fail(KL_PERM, "%s: token_expires_at is not a time", s->what);
 	}
-	ses = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "verifier_url", api.base, "agent_id", id,
-	    "token", token, "session_id", sid, "created_at", now, "expires_at", exp);
-	if (ses == NULL || (*out = json_deep_copy(p->doc)) == NULL) {
-		json_decref(ses);
-		rc = kl_fail(KL_TEMP, "out of memory");
-		goto out;
+	kl_time_format(time(NULL), now);
+	*member = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "verifier_url", s->api.base,
+	    "agent_id", s->id, "token", token, "session_id", sid, "created_at", now,
+	    "expires_at", exp);
+	if (*member == NULL)
+		return kl_fail(KL_TEMP, "out of memory");
+	kl_info("authenticated at %s, token valid until %s", s->api.base, exp);
+	return KL_OK;
+}
+
+/* The input document, "retry" dropped, with member (taken) as "session". */
+static int
+output(const struct ses *s, json_t *member, json_t **out)
+{
+	if ((*out = json_deep_copy(s->p->doc)) == NULL) {
+		json_decref(member);
+		return kl_fail(KL_TEMP, "out of memory");
 	}
 	json_object_del(*out, "retry");
-	json_object_set_new(*out, "session", ses);
-	kl_info("authenticated at %s, token valid until %s", api.base, exp);
-	goto out;
-retry:
-	if (rc == KL_TEMP && r1.retry_after >= 0)
-		*out = kl_prog_retry_doc(p, r1.status, r1.retry_after);
-out:
+	if (member)
+		json_object_set_new(*out, "session", member);
+	return KL_OK;
+}
+
+/* POST for a challenge, the TPM's proof, PATCH with it: a new token. */
+static int
+authenticate(struct ses *s, json_t **out)
+{
+	unsigned char *nonce = NULL;
+	size_t nlen = 0;
+	char *sid = NULL, *msg = NULL, *sig = NULL;
+	json_t *attr = NULL, *member = NULL;
+	int rc;
+
+	if ((rc = post_session(s, &sid, &nonce, &nlen, out)) == KL_OK &&
+	    (rc = certify(s->p, s->agent, nonce, nlen, &msg, &sig)) == KL_OK &&
+	    (rc = patch_session(s, sid, msg, sig, &attr, out)) == KL_OK &&
+	    (rc = session_member(s, sid, attr, &member)) == KL_OK)
+		rc = output(s, member, out);
+	json_decref(attr);
+	free(sid);
 	free(msg);
 	free(sig);
 	free(nonce);
-	free(url);
-	free(url2);
-	json_decref(body);
-	json_decref(reply);
-	json_decref(reply2);
-	kl_http_resp_release(&r1);
-	kl_http_resp_release(&r2);
-	kl_api_release(&api);
+	return rc;
+}
+
+static int
+session(struct kl_prog *p, json_t **out)
+{
+	struct ses s = { .p = p };
+	json_t *agent, *ak;
+	const char *pub;
+	int rc;
+
+	/* The AK is needed only after the POST: check it is there before it. */
+	if ((rc = kl_json_need_obj(p->doc, "agent", "stdin", &agent)) != KL_OK ||
+	    (rc = kl_json_need_str(agent, "id", "stdin: agent", &s.id)) != KL_OK ||
+	    (rc = kl_json_need_obj(agent, "ak", "stdin: agent", &ak)) != KL_OK ||
+	    (rc = kl_json_need_str(ak, "public", "stdin: agent.ak", &pub)) != KL_OK)
+		return rc;
+	s.agent = agent;
+	if ((rc = kl_api_init(&s.api, &p->cfg)) == KL_OK) {
+		if (reusable(p, &s.api, s.id)) {
+			kl_info("reusing the session token valid until %s",
+			    kl_json_str(kl_json_obj(p->doc, "session"), "expires_at"));
+			rc = output(&s, NULL, out);
+		} else {
+			rc = authenticate(&s, out);
+		}
+	}
+	kl_api_release(&s.api);
 	return rc;
 }
 
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-session", argc, argv, USAGE, session);
+	return kl_prog_main("kl-session", argc, argv, &cli, session);
 }

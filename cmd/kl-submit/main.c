@@ -21,7 +21,8 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-submit [-v] [--verifier-url URL] [--ca-certificate FILE] [--timeout MS] [--insecure] <document >document"
+/* No options of its own: the shared ones (kl_cli.h). */
+static const struct kl_cli cli = { .operands = "<document >document" };
 
 /* A non-empty string of strict base64 (what the verifier casts as binary, §6.3.2). */
 static int
@@ -221,5 +222,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-submit", argc, argv, USAGE, submit);
+	return kl_prog_main("kl-submit", argc, argv, &cli, submit);
 }

@@ -4,7 +4,7 @@
 load helpers
 
 FIX="$BATS_TEST_DIRNAME/fixtures/config"
-USAGE="usage: test_config [options] [--extra X]"
+USAGE="usage: test_config [--flag] [--extra X] [options]"
 
 setup() {
 	ETC="$BATS_TEST_TMPDIR/etc"
@@ -261,19 +261,19 @@ cfg_fails() {
 
 # --- flags --------------------------------------------------------------------
 
-@test "config: every upstream flag and kl's own" {
+@test "config: every upstream flag and kl's own, and the program's own" {
 	cd "$BATS_TEST_TMPDIR"
 	# (-v twice: debug lines on stderr)
 	run -0 --separate-stderr kl_unit config \
 		--verifier-url https://v:1 --registrar-url http://r:2 --agent-identifier id-1 \
 		--attestation-interval-seconds 9 --ca-certificate ca/v.pem --api-version 3.0 \
-		--timeout 1500 --insecure --avoid-tpm --tcti swtpm:port=1 --once --check \
+		--timeout 1500 --insecure --avoid-tpm --tcti swtpm:port=1 --flag \
 		-v --verbose --extra x
 	[ "$(val '[.verifier_url, .registrar_url, .uuid, .attestation_interval_seconds]')" = \
 		'["https://v:1","http://r:2","id-1",9]' ]
 	[ "$(val .verifier_tls_ca_cert)" = "\"$BATS_TEST_TMPDIR/ca/v.pem\"" ]
 	[ "$(val '[.api_version, .resolved.api_prefix, .timeout_ms]')" = '["3.0","/v3.0",1500]' ]
-	[ "$(val '[.insecure, .avoid_tpm, .once, .check]')" = '[true,true,true,true]' ]
+	[ "$(val '[.insecure, .avoid_tpm, .flag]')" = '[true,true,true]' ]
 	[ "$(val '[.tcti, .resolved.tcti, .verbose, .kl_verbose, .extra]')" = \
 		'["swtpm:port=1","swtpm:port=1",2,2,"x"]' ]
 	[ "$(val .resolved.registrar_url)" = '"http://r:2"' ]
@@ -308,7 +308,7 @@ $USAGE" --api-version latest
 $USAGE" --timeout
 	cfg_fails "test_config: error: unexpected argument \"stray\"
 $USAGE" --insecure stray
-	cfg_fails "test_config: error: --extra: bad value
+	cfg_fails "test_config: error: --extra: expected anything but \"bad\", not \"bad\"
 $USAGE" --extra bad
 }
 

@@ -716,7 +716,8 @@ url_warned() {
 	run -100 --separate-stderr kl_run kl-agent --once --avoid-tpm
 	[ "$stderr" = "kl-agent: error: --avoid-tpm: kl always attests with a TPM; for tests, run a software TPM (swtpm) and point tcti at it (docs/kl-agent.md)" ]
 	run -100 --separate-stderr kl_run kl-agent --check
-	[ "$stderr" = "kl-agent: error: --check: a kl-register flag, not a kl-agent one" ]
+	[ "$stderr" = 'kl-agent: error: unknown option "--check"
+usage: kl-agent [--once] [options]' ]
 	[ ! -e "$T/calls.log" ]
 }
 

@@ -6,9 +6,9 @@
  * Loads the configuration as a kl program would (files, environment, the
  * given flags) and prints it as one JSON object: one member per field of
  * struct kl_config, tpm_ownerpassword shown only as "<set>" or "", and
- * "resolved" with the helpers' results. Exits with kl_config_load's code
- * (0 after -h). The program option --extra X is recorded in "extra";
- * "--extra bad" makes the option callback fail.
+ * "resolved" with the helpers' results. Exits with kl_cli_parse's or
+ * kl_config_load's code (0 after -h). Its own options (kl_cli.h): --flag
+ * is recorded in "flag", --extra X in "extra"; "--extra bad" fails its check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,25 +21,23 @@
 #include "kl_rc.h"
 #include "kl_banned.h"
 
-#define OPT_EXTRA 1000
+static bool flag;
+static const char *extra;
 
-static const struct option extra_opts[] = {
-	{ "extra", required_argument, NULL, OPT_EXTRA },
-	{ NULL, 0, NULL, 0 },
+static const char *
+not_bad(const char *arg)
+{
+	return strcmp(arg, "bad") == 0 ? "anything but \"bad\"" : NULL;
+}
+
+static const struct kl_cli_opt own[] = {
+	KL_CLI_FLAG("flag", &flag, "a flag of test_config's own"),
+	{ .name = "extra", .arg = "X", .str = &extra, .check = not_bad,
+	  .help = "a value of test_config's own" },
+	KL_CLI_END,
 };
 
-static int
-on_opt(int val, const char *arg, void *ud)
-{
-	const char **extra = ud;
-
-	if (val != OPT_EXTRA)
-		return KL_PERM;
-	if (strcmp(arg, "bad") == 0)
-		return kl_fail(KL_PERM, "--extra: bad value");
-	*extra = arg;
-	return KL_OK;
-}
+static const struct kl_cli cli = { .opts = own };
 
 /* A new JSON string from a helper's malloc'd result (NULL -> null). */
 static json_t *
@@ -54,20 +52,17 @@ owned(char *s)
 int
 main(int argc, char *argv[])
 {
-	const char *extra = NULL;
-	struct kl_cli cli = {
-		"usage: test_config [options] [--extra X]", extra_opts, on_opt, &extra,
-	};
+	struct kl_cli_flags flags = { 0 };
 	struct kl_config c;
 	json_t *out;
 	char *s;
 	int rc;
 
 	kl_log_init("test_config");
-	rc = kl_config_load(&c, argc, argv, &cli);
-	if (rc == -1)
+	rc = kl_cli_parse(&cli, argc, argv, &flags);
+	if (rc == KL_CLI_DONE)
 		return 0;
-	if (rc != KL_OK)
+	if (rc != KL_OK || (rc = kl_config_load(&c, &flags)) != KL_OK)
 		return rc;
 	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:s, s:s, s:I,"
 	    " s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
@@ -105,14 +100,13 @@ main(int argc, char *argv[])
 	    "run_as", c.run_as,
 	    "tcti", c.tcti,
 	    "status_path", c.status_path));
-	json_object_update_new(out, json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:b, s:i, s:i, s:o}",
+	json_object_update_new(out, json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:i, s:i, s:o}",
 	    "registrar_url", c.registrar_url,
 	    "api_version", c.api_version,
 	    "timeout_ms", (json_int_t)c.timeout_ms,
 	    "insecure", c.insecure,
 	    "avoid_tpm", c.avoid_tpm,
-	    "once", c.once,
-	    "check", c.check,
+	    "flag", flag,
 	    "verbose", c.verbose,
 	    "kl_verbose", kl_verbose,
 	    "extra", extra ? json_string(extra) : json_null()));
