@@ -4,7 +4,13 @@
 PKG_CONFIG ?= pkg-config
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
-UNITDIR    ?= /etc/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/kl
+# systemd reads units, sysusers.d and tmpfiles.d under /usr/local/lib too.
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+# kl reads /etc/keylime whatever the prefix (upstream's path, KL_SYSCONFDIR).
+SYSCONFDIR ?= /etc
 DESTDIR    ?=
 BUILD      ?= build
 SAN        ?=
@@ -44,8 +50,12 @@ $(error missing libraries: $(MISSING) -- run scripts/deps (Debian packages libts
 endif
 endif
 
+# Warnings are errors in make check, asan, valgrind, bench and CI (they pass
+# WERROR=-Werror); a plain `make` or a distribution build only shows them, so a
+# newer compiler's new warning does not break a package build.
+WERROR   ?=
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wvla -Wshadow \
+CFLAGS   += -std=c11 -Wall -Wextra $(WERROR) -Wformat=2 -Wvla -Wshadow \
             -fstack-protector-strong -fPIE -MMD -MP
 CPPFLAGS += -D_DEFAULT_SOURCE -D_GNU_SOURCE -Ilib
 LDFLAGS  += -pie -Wl,-z,relro,-z,now
@@ -65,7 +75,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS     = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .DELETE_ON_ERROR:
-.PHONY: all check asan valgrind demo bench install clean deps units test-run
+.PHONY: all check asan valgrind demo bench install uninstall deb clean deps units test-run
 
 all: $(addprefix $(BUILD)/bin/,$(PROGS))
 
@@ -93,17 +103,17 @@ deps:
 # `make check`: install what is missing, build with -Werror, run every test.
 check:
 	scripts/deps
-	$(MAKE) all units
+	$(MAKE) WERROR=-Werror all units
 	scripts/run-tests $(BUILD)
 
 asan:
 	scripts/deps
-	$(MAKE) BUILD=build-asan SAN=1 all units
+	$(MAKE) WERROR=-Werror BUILD=build-asan SAN=1 all units
 	KL_ASAN=1 scripts/run-tests build-asan
 
 valgrind:
 	scripts/deps
-	$(MAKE) all units
+	$(MAKE) WERROR=-Werror all units
 	KL_WRAP=valgrind scripts/run-tests $(BUILD)
 
 demo:
@@ -113,17 +123,51 @@ demo:
 
 bench:
 	scripts/deps
-	$(MAKE) all units
+	$(MAKE) WERROR=-Werror all units
 	scripts/bench $(BUILD)
 
+# `make install PREFIX=/usr DESTDIR=...`: programs, man pages, systemd units
+# (ExecStart rewritten to $(BINDIR)), the keylime user (sysusers.d), the
+# commented example agent.conf in $(DOCDIR)/examples and, only when there is
+# none yet, as $(SYSCONFDIR)/keylime/agent.conf. `make uninstall` removes all
+# of it, and agent.conf only while it is still the unchanged example.
+MAN1 = $(patsubst %,man/%.1,kl-register kl-session kl-negotiate kl-quote kl-submit)
+MAN8 = man/kl-agent.8
+KLCONF = $(DESTDIR)$(SYSCONFDIR)/keylime
+
 install: all
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/examples/agent.conf.d
 	install -m 0755 $(addprefix $(BUILD)/bin/,$(PROGS)) $(DESTDIR)$(BINDIR)/
-	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
 	for u in dist/systemd/*; do \
 		sed 's|/usr/local/bin/|$(BINDIR)/|g' "$$u" >$(DESTDIR)$(UNITDIR)/$${u##*/} && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
+	install -m 0644 dist/sysusers.d/kl.conf $(DESTDIR)$(SYSUSERSDIR)/kl.conf
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 dist/agent.conf $(DESTDIR)$(DOCDIR)/examples/agent.conf
+	install -m 0644 dist/agent.conf.d/*.conf.example $(DESTDIR)$(DOCDIR)/examples/agent.conf.d/
+	install -d -m 0755 $(KLCONF) $(KLCONF)/agent.conf.d
+	[ -e $(KLCONF)/agent.conf ] || install -m 0644 dist/agent.conf $(KLCONF)/agent.conf
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGS))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	for u in dist/systemd/*; do rm -f $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/kl.conf
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(wildcard docs/*.md)))
+	rm -f $(DESTDIR)$(DOCDIR)/examples/agent.conf \
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/agent.conf.d/,$(notdir $(wildcard dist/agent.conf.d/*)))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples/agent.conf.d $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	! cmp -s dist/agent.conf $(KLCONF)/agent.conf || rm -f $(KLCONF)/agent.conf
+	-rmdir $(KLCONF)/agent.conf.d $(KLCONF) 2>/dev/null
+
+# The Debian package (debian/), unsigned, in the parent directory.
+deb:
+	dpkg-buildpackage -us -uc -b
 
 clean:
 	rm -rf build build-asan

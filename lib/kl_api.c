@@ -28,6 +28,7 @@ kl_api_init(struct kl_api *a, const struct kl_config *cfg)
 	    cfg->tls_accept_invalid_hostnames;
 	a->http.require_tls = strncmp(a->base, "http://", 7) != 0;
 	a->http.timeout_ms = cfg->timeout_ms;
+	a->http.no_env_proxy = !cfg->proxy_from_env;
 	a->http.connect_timeout_ms = cfg->timeout_ms;
 	if (a->http.insecure)
 		kl_warn("--insecure: TLS verification of %s is OFF (certificate and host name): "

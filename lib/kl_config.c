@@ -78,6 +78,7 @@ static const struct key keys[] = {
 	S(run_as, ""),
 	S(tcti, ""),
 	S(status_path, "default"),
+	B(proxy_from_env, 1),
 };
 
 /*

@@ -74,6 +74,7 @@ struct kl_config {
 	char *run_as;				/* "" (kl: no default user) */
 	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
+	bool proxy_from_env;			/* true: HTTPS_PROXY/NO_PROXY as curl (kl) */
 
 	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */

@@ -308,7 +308,9 @@ setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
 	TRY(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, protos));
 	TRY(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, protos));
 	TRY(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
-	TRY(curl_easy_setopt(h, CURLOPT_PROXY, ""));	/* ignore *_proxy variables */
+	/* Without CURLOPT_PROXY curl honours https_proxy/no_proxy (CONNECT: TLS stays end to end). */
+	if (o->no_env_proxy)
+		TRY(curl_easy_setopt(h, CURLOPT_PROXY, ""));
 	TRY(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
 	TRY(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cto));
 	TRY(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to));

@@ -5,9 +5,11 @@
  * host name is verified, TLS >= 1.2, no client certificate. insecure turns
  * verification off and the caller must have warned about it. A URL with
  * "http://" is refused when require_tls is set: no request of any retry ever
- * goes over plain HTTP then. Redirects are never followed, and proxies from
- * the environment (http_proxy, https_proxy) are ignored: kl talks to the
- * verifier and registrar it was configured with, directly.
+ * goes over plain HTTP then. Redirects are never followed. Proxies from the
+ * environment are used as curl uses them (https_proxy/HTTPS_PROXY,
+ * http_proxy, all_proxy, no_proxy/NO_PROXY): an https:// request goes through
+ * CONNECT, so TLS and its verification stay end to end. no_env_proxy (agent.conf
+ * proxy_from_env = false) ignores them and connects directly.
  *
  * At -v (kl_verbose >= 1) each request logs one info line: method, URL,
  * status, size and time. At -vv (kl_verbose >= 2) request and response header
@@ -28,6 +30,7 @@ struct kl_http_opts {
 	const char *ca_file;		/* PEM; NULL: plain HTTP only */
 	int insecure;			/* skip peer and host verification */
 	int require_tls;		/* refuse http:// URLs */
+	int no_env_proxy;		/* ignore *_proxy variables: connect directly */
 	long connect_timeout_ms;	/* 0: 5000 */
 	long timeout_ms;		/* 0: 5000 (upstream --timeout) */
 	size_t max_response;		/* 0: KL_HTTP_MAX_RESPONSE */

@@ -171,6 +171,7 @@ setup_transport(struct reg *r, const struct kl_config *c)
 		    "so plain HTTP is refused: give an https:// URL", r->url);
 	r->http.insecure = c->insecure || c->tls_accept_invalid_certs || c->tls_accept_invalid_hostnames;
 	r->http.timeout_ms = c->timeout_ms;
+	r->http.no_env_proxy = !c->proxy_from_env;
 	r->http.connect_timeout_ms = c->timeout_ms;
 	if (!r->http.require_tls)
 		return KL_OK;

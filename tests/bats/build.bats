@@ -71,7 +71,7 @@ rc_table() {
 @test "build: clang builds everything with -Werror too" {
 	command -v clang >/dev/null || skip "clang is not installed"
 	[ -z "${KL_ASAN:-}" ] || skip "once is enough (plain run)"
-	run -0 make -s -C "$KL_TOP" CC=clang BUILD="$BATS_FILE_TMPDIR/build-clang" -j2 all units
+	run -0 make -s -C "$KL_TOP" CC=clang WERROR=-Werror BUILD="$BATS_FILE_TMPDIR/build-clang" -j2 all units
 	[ -x "$BATS_FILE_TMPDIR/build-clang/bin/kl-agent" ]
 }
 
