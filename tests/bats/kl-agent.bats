@@ -450,15 +450,18 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 # --- the daemon ---
 
 @test "daemon: keeps attesting at the verifier's seconds_to_next_attestation" {
+	# An interval far from the hint: a loaded machine delays a cycle, but
+	# not by 4 s.
+	setconf attestation_interval_seconds 5
 	start_agent
 	wait_for 15 calls_at_least kl-submit 4
 	stop_agent TERM
 	[ "$(calls kl-register)" = 1 ]
 	[ "$(calls kl-session)" = 1 ]
 	# A cycle starts 1 s after the last one's kl-submit (the fake verifier's
-	# hint), not 2 s (attestation_interval_seconds).
+	# hint), not 5 s (attestation_interval_seconds).
 	paste <(times kl-submit) <(times kl-negotiate | tail -n +2) | awk 'NF == 2 {
-		d = $2 - $1; if (d < 1.0 || d > 1.8) { print "gap " d; bad = 1 } } END { exit bad }'
+		d = $2 - $1; if (d < 1.0 || d > 3.0) { print "gap " d; bad = 1 } } END { exit bad }'
 	grep -q "Attesting -> Negotiating: next cycle in 1.000 s (seconds_to_next_attestation)" "$T/agent.err"
 	# Every transition is logged once, with the agent id.
 	[ "$(grep -c "$ID: Unregistered -> Registered$" "$T/agent.err")" = 1 ]
@@ -541,8 +544,7 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 @test "daemon: TERM in the middle of a step stops it and exits 0 with a valid status" {
 	plan kl-quote "1 sleep 30" "* ok"
 	start_agent
-	wait_for 10 calls_at_least kl-quote 1
-	sleep 0.3
+	wait_for 10 grep -qx "sleeping kl-quote 1" "$T/calls.log"
 	local t0=$SECONDS
 	stop_agent TERM
 	[ $((SECONDS - t0)) -le 3 ]
@@ -558,7 +560,9 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	plan kl-submit "* ok 60"
 	start_agent
 	wait_for 10 calls_at_least kl-submit 1
-	sleep 0.3
+	# Waiting: the 60 s wait is announced and the status says so.
+	wait_for 10 grep -q "next cycle in 60.000 s" "$T/agent.err"
+	wait_for 10 eval "status .state | grep -qx '\"Negotiating\"'"
 	local t0=$SECONDS
 	stop_agent INT
 	[ $((SECONDS - t0)) -le 2 ]
