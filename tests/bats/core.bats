@@ -3,6 +3,13 @@
 # encodings and times.
 load helpers
 
+# The full-disk test mounts a tmpfs: unmount it here, so a failed run leaves none.
+teardown() {
+	if [ -n "${full_mnt:-}" ] && mountpoint -q "$full_mnt"; then
+		umount "$full_mnt"
+	fi
+}
+
 @test "json: empty stdin is a new document with schema 1" {
 	run -0 --separate-stderr kl_unit core json-read </dev/null
 	[ "$output" = '{"schema":1}' ]
@@ -104,11 +111,11 @@ load helpers
 	d=$BATS_TEST_TMPDIR/full
 	mkdir "$d"
 	mount -t tmpfs -o size=8k tmpfs "$d" || skip "cannot mount tmpfs here"
+	full_mnt=$d
 	echo old >"$d/f"
 	big=$(head -c 20000 /dev/zero | tr '\0' x)
 	run -111 --separate-stderr kl_unit core atomic "$d/f" "$big"
 	old=$(cat "$d/f"); left=$(ls "$d")
-	umount "$d"
 	[ "$old" = old ]
 	[ "$left" = f ]
 	[[ $stderr == *"No space left on device"* ]]

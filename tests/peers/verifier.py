@@ -34,6 +34,7 @@ Control port (plain HTTP, JSON), for the bats tests:
                   "session_lifetime", "session_rate_per_agent", "session_rate_per_ip",
                   "session_rate_window", "auto_recover"}
   POST   /expire-token/{id}, /expire-challenge/{id}, /timeout/{id}
+  POST   /rate-reset/{id}   forget the quote_interval spacing and session rate
   POST   /seed-ima/{id} {"starting_offset", "pcr10": "hex", "bank": "sha256", "boot_time"}
   GET|DELETE /requests, GET|POST|DELETE /faults   (see common.py)
 """
@@ -221,6 +222,7 @@ class Verifier(common.Peer):
         c.add("POST", r"/expire-token/([^/]+)", self.ctl_expire_token)
         c.add("POST", r"/expire-challenge/([^/]+)", self.ctl_expire_challenge)
         c.add("POST", r"/timeout/([^/]+)", self.ctl_timeout)
+        c.add("POST", r"/rate-reset/([^/]+)", self.ctl_rate_reset)
         c.add("POST", r"/seed-ima/([^/]+)", self.ctl_seed_ima)
 
     def api(self, req):
@@ -610,6 +612,18 @@ class Verifier(common.Peer):
                 return json_response(404, {"error": "no verified attestation for %s" % agent_id})
             enr.last_received_quote -= 5 * self.cfg["quote_interval"] + 1
             return json_response(200, {"status": self.status(enr)})
+
+    def ctl_rate_reset(self, req, agent_id):
+        """Forget the agent's last evidence time (the quote_interval spacing, 429
+        premature_attestation) and its session rate window, so a test can start
+        the next cycle at once instead of sleeping the interval out."""
+        with self.lock:
+            enr = self.agents.get(agent_id)
+            if enr is None:
+                return json_response(404, {"error": "no agent %s" % agent_id})
+            enr.last_evidence_at = None
+            self.rate_agent.pop(agent_id, None)
+            return json_response(200, {"reset": agent_id})
 
     def ctl_seed_ima(self, req, agent_id):
         """As if an attestation had passed that certified the IMA log up to

@@ -1,0 +1,163 @@
+#!/usr/bin/env bats
+# tests/bats/kl-agent-daemon.bats - kl-agent as a daemon against fake steps
+# (fixtures/agent/common.bash): the schedule, signals, HUP, backoff and recovery.
+# Apart from kl-agent.bats, so that the two run in parallel (their waits are long).
+load helpers
+load fixtures/agent/common
+
+# --- the daemon ---
+
+@test "daemon: keeps attesting at the verifier's seconds_to_next_attestation" {
+	# An interval far from the hint: a loaded machine delays a cycle, but
+	# not by 4 s.
+	setconf attestation_interval_seconds 5
+	start_agent
+	wait_for 15 calls_at_least kl-submit 4
+	stop_agent TERM
+	[ "$(calls kl-register)" = 1 ]
+	[ "$(calls kl-session)" = 1 ]
+	# A cycle starts 1 s after the last one's kl-submit (the fake verifier's
+	# hint), not 5 s (attestation_interval_seconds).
+	paste <(times kl-submit) <(times kl-negotiate | tail -n +2) | awk 'NF == 2 {
+		d = $2 - $1; if (d < 1.0 || d > 3.0) { print "gap " d; bad = 1 } } END { exit bad }'
+	grep -q "Attesting -> Negotiating: next cycle in 1.000 s (seconds_to_next_attestation)" "$T/agent.err"
+	# Every transition is logged once, with the agent id.
+	[ "$(grep -c "$ID: Unregistered -> Registered$" "$T/agent.err")" = 1 ]
+	[ "$(grep -c "$ID: Registered -> Negotiating$" "$T/agent.err")" = 1 ]
+	[ "$(grep -c "$ID: Negotiating -> Attesting$" "$T/agent.err")" = "$(calls kl-quote)" ]
+}
+
+@test "daemon: uses the last seconds_to_next_attestation when a reply lacks it" {
+	plan kl-submit "1 ok 1" "* ok null"
+	start_agent --attestation-interval-seconds 30
+	# Three cycles with the 30 s interval would take a minute; 25 s leaves
+	# room for a loaded machine (10 s did not, at load 12).
+	wait_for 25 calls_at_least kl-submit 3
+	stop_agent TERM
+	grep -q "next cycle in 1.000 s (last seconds_to_next_attestation)" "$T/agent.err"
+}
+
+@test "daemon: verifier down, then back: jittered backoff within bounds, then recovery" {
+	plan kl-negotiate "7 exit 111" "* ok"
+	start_agent
+	wait_for 20 calls_at_least kl-submit 2
+	stop_agent TERM
+	local n
+	n=$(check_delays "$T/agent.err")
+	[ "$n" -ge 7 ]
+	# 3 tries per cycle (max_retries 2): two failed cycles, then a good one.
+	[ "$(grep -c "Negotiating -> AttestationFailed: kl-negotiate: temporary (111): " "$T/agent.err")" = 2 ]
+	[ "$(grep -c "AttestationFailed -> Negotiating$" "$T/agent.err")" = 2 ]
+	# Jitter: the delays are not simply the caps 100, 200, 400, 800 ms.
+	grep -oE "$DELAY_RE" "$T/agent.err" | grep -vqE "in 0\.(100|200|400|800) s"
+	# Each retry came no sooner than its delay.
+	paste <(times kl-negotiate | head -n 8) \
+		<(grep -oE "$DELAY_RE" "$T/agent.err" | sed -E 's/next attempt in ([0-9.]+) s.*/\1/' | head -n 7) |
+		awk 'NR > 1 && $1 - p < d - 0.01 { print "too early: " $1 - p " < " d; bad = 1 } { p = $1; d = $2 } END { exit bad }'
+	[ "$(status '{consecutive_failures,last_exit_class}')" = '{"consecutive_failures":0,"last_exit_class":0}' ]
+	status .last_success | grep -qv null
+}
+
+@test "daemon: Retry-After is obeyed" {
+	plan kl-negotiate "1 ok" "1 retry 2" "* ok"
+	start_agent
+	wait_for 15 calls_at_least kl-submit 2
+	stop_agent TERM
+	grep -q "Negotiating: kl-negotiate: temporary (111): next attempt in 2.000 s (retry-after, attempt 1)" "$T/agent.err"
+	awk -v a="$(times kl-negotiate | sed -n 2p)" -v b="$(times kl-negotiate | sed -n 3p)" \
+		'BEGIN { exit !(b - a >= 2.0 && b - a < 4.0) }'
+}
+
+@test "daemon: a 401 in the middle re-authenticates exactly once" {
+	plan kl-submit "2 ok" "1 exit 2" "* ok"
+	start_agent
+	wait_for 15 calls_at_least kl-submit 5
+	stop_agent TERM
+	[ "$(calls kl-session)" = 2 ]
+	[ "$(grep -c "re-authenticating" "$T/agent.err")" = 1 ]
+	grep -q "$ID: Attesting: kl-submit: not authenticated (2): re-authenticating" "$T/agent.err"
+	[[ "$(order)" == *"kl-submit kl-session kl-submit kl-negotiate"* ]]
+	# The old token was dropped; every later step got the new one.
+	refute jq -e .session "$T/kl-session.2.in" >/dev/null
+	local new
+	new=$(jq -r .session.token "$T/kl-submit.4.in")
+	[ "$new" != "$(jq -r .session.token "$T/kl-submit.3.in")" ]
+	[ "$new" = "$(jq -r .session.token "$T/kl-negotiate.4.in")" ]
+	refute grep -q "AttestationFailed" "$T/agent.err"
+}
+
+@test "daemon: no secret in any step's argv or environment" {
+	plan kl-submit "1 ok" "1 exit 2" "* ok"
+	start_agent --timeout 3000
+	wait_for 15 calls_at_least kl-submit 4
+	stop_agent TERM
+	# The token flowed through the pipes ...
+	grep -q kl-fake-token "$T/kl-negotiate.1.in"
+	# ... and never into argv or the environment.
+	refute grep -q kl-fake-token "$T/calls.log"
+	# Our own flags are passed on, without kl-agent's own.
+	grep -q "^call kl-quote 1 .* | argv: -v --timeout 3000$" "$T/calls.log"
+	run -0 --separate-stderr kl_run kl-agent --once --timeout 3000
+	[ "$(grep '^call' "$T/calls.log" | tail -n 1 | sed 's/.*| argv: //')" = "--timeout 3000" ]
+}
+
+@test "daemon: TERM in the middle of a step stops it and exits 0 with a valid status" {
+	plan kl-quote "1 sleep 30" "* ok"
+	start_agent
+	wait_for 10 grep -qx "sleeping kl-quote 1" "$T/calls.log"
+	local t0=$SECONDS
+	stop_agent TERM
+	[ $((SECONDS - t0)) -le 3 ]
+	grep -q "^term kl-quote 1$" "$T/calls.log"
+	grep -q "kl-agent: info: kl-quote: stopping it" "$T/agent.err"
+	[ "$(status '{state,next_due}')" = '{"state":"Attesting","next_due":null}' ]
+	# No temporary file was left behind.
+	[ -z "$(find "$T/lib" -name '*.tmp.*')" ]
+	[ "$(calls kl-submit)" = 0 ]
+}
+
+@test "daemon: TERM or INT while waiting exits 0 at once" {
+	plan kl-submit "* ok 60"
+	start_agent
+	wait_for 10 calls_at_least kl-submit 1
+	# Waiting: the 60 s wait is announced and the status says so.
+	wait_for 10 grep -q "next cycle in 60.000 s" "$T/agent.err"
+	wait_for 10 eval "status .state | grep -qx '\"Negotiating\"'"
+	local t0=$SECONDS
+	stop_agent INT
+	[ $((SECONDS - t0)) -le 2 ]
+	status .state | grep -qx '"Negotiating"'
+	grep -q "stopping on SIGINT" "$T/agent.err"
+}
+
+@test "daemon: a permanent failure waits; HUP re-reads the configuration and retries at once" {
+	setconf exponential_backoff_max_delay 60000
+	plan kl-negotiate "1 exit 100" "* ok"
+	start_agent
+	wait_for 10 grep -q "next attempt in 60.000 s (permanent, attempt 1)" "$T/agent.err"
+	sed -i 's/^exponential_backoff_max_delay = 60000$/verifier_url = "http:\/\/127.0.0.1:9"/' "$T/etc/agent.conf"
+	kill -HUP "$AGENT_PID"
+	wait_for 5 calls_at_least kl-submit 1
+	stop_agent TERM
+	grep -q "kl-agent: warning: verifier_url http://127.0.0.1:9: plain HTTP" "$T/agent.err"
+	grep -q "SIGHUP: configuration reloaded" "$T/agent.err"
+	[ "$(calls kl-register)" = 1 ]
+}
+
+@test "daemon: HUP with a new identity registers again; a bad configuration is kept out" {
+	plan kl-submit "* ok 1"
+	start_agent
+	wait_for 10 calls_at_least kl-submit 1
+	echo 'uuid = "11111111-2222-4333-8444-555555555555"' >>"$T/etc/agent.conf"
+	kill -HUP "$AGENT_PID"
+	wait_for 10 calls_at_least kl-register 2
+	setconf attestation_interval_seconds '"soon"'
+	kill -HUP "$AGENT_PID"
+	wait_for 5 grep -q "SIGHUP: configuration not reloaded, keeping the previous one" "$T/agent.err"
+	local n
+	n=$(calls kl-submit)
+	wait_for 10 calls_at_least kl-submit $((n + 2))
+	stop_agent TERM
+	grep -q "SIGHUP: the identity configuration changed: registering again" "$T/agent.err"
+	[ "$(calls kl-register)" = 2 ]
+}
