@@ -9,7 +9,7 @@ DESTDIR    ?=
 BUILD      ?= build
 SAN        ?=
 
-PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent
+PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent
 
 # Each program links only the lib modules and libraries it uses.
 BASE_LIB  = kl_log kl_json kl_util kl_file kl_config kl_toml kl_prog
@@ -26,6 +26,8 @@ kl-quote_LIB      = $(BASE_LIB) kl_tpm kl_akfile kl_identity kl_ima kl_uefi
 kl-quote_PKGS     = $(BASE_PKGS) $(TSS_PKGS)
 kl-submit_LIB     = $(BASE_LIB) kl_http kl_api
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
+kl-verdict_LIB    = $(BASE_LIB) kl_http kl_api
+kl-verdict_PKGS   = $(BASE_PKGS) libcurl
 kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status
 kl-agent_PKGS     = $(BASE_PKGS)
 

@@ -80,6 +80,7 @@ static const struct key keys[] = {
 	S(run_as, ""),
 	S(tcti, ""),
 	S(status_path, "default"),
+	I(verdict_timeout_seconds, 1, 86400, 30),
 };
 
 /*

@@ -72,6 +72,7 @@ struct kl_config {
 	char *run_as;				/* "" (kl: no default user) */
 	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
+	long verdict_timeout_seconds;		/* 30 (kl, kl-verdict): wait for the verdict */
 
 	/* command line only (upstream flags) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */
