@@ -37,7 +37,8 @@
 	"[--agent-identifier UUID|generate|hash_ek] [--timeout MS] [--insecure] <document >document"
 
 /* Members of the steps after kl-register: a new registration starts a new cycle. */
-static const char *const later[] = { "session", "challenge", "evidence", "submission", "retry", NULL };
+static const char *const later[] = { "session", "challenge", "evidence", "submission", "verdict",
+	"retry", NULL };
 
 
 /* The "ak" member: the public area in the encodings the later steps use. */
