@@ -15,7 +15,7 @@ DESTDIR    ?=
 BUILD      ?= build
 SAN        ?=
 
-PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent
+PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent
 
 # Each program links only the lib modules and libraries it uses. kl_crypto
 # needs libcrypto; kl_crypto_rand (its random numbers) needs no library.
@@ -36,6 +36,8 @@ kl-quote_LIB      = $(BASE_LIB) $(TPM_LIB) kl_identity kl_ima kl_uefi
 kl-quote_PKGS     = $(BASE_PKGS) $(TPM_PKGS)
 kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
+kl-verdict_LIB    = $(BASE_LIB) $(HTTP_LIB) kl_api
+kl-verdict_PKGS   = $(BASE_PKGS) libcurl
 kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_crypto_rand
 kl-agent_PKGS     = $(BASE_PKGS)
 

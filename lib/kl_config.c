@@ -79,6 +79,7 @@ static const struct key keys[] = {
 	S(tcti, ""),
 	S(status_path, "default"),
 	B(proxy_from_env, 1),
+	I(verdict_timeout_seconds, 1, 86400, 30),
 };
 
 /*

@@ -352,6 +352,7 @@ negotiate(struct kl_prog *p, json_t **out)
 	}
 	json_object_del(*out, "evidence");
 	json_object_del(*out, "submission");
+	json_object_del(*out, "verdict");
 	json_object_del(*out, "retry");
 	json_object_set(*out, "challenge", ch);
 	kl_info("%s: challenge for %s, expires %s", what,

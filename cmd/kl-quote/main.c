@@ -231,6 +231,7 @@ quote(struct kl_prog *p, json_t **out)
 		goto out;
 	}
 	json_object_del(*out, "submission");
+	json_object_del(*out, "verdict");
 	json_object_del(*out, "retry");
 	json_object_set_new(*out, "evidence", ev);
 out:

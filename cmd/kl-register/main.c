@@ -43,7 +43,8 @@ static const struct kl_cli_opt own[] = {
 static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };
 
 /* Members of the steps after kl-register: a new registration starts a new cycle. */
-static const char *const later[] = { "session", "challenge", "evidence", "submission", "retry", NULL };
+static const char *const later[] = { "session", "challenge", "evidence", "submission", "verdict",
+	"retry", NULL };
 
 
 /* The "ak" member: the public area in the encodings the later steps use. */

@@ -132,9 +132,10 @@ submit(struct kl_prog *p, json_t **out)
 {
 	struct kl_http_resp resp = { 0 };
 	struct kl_api api;
-	json_t *agent, *session, *ch, *ev, *body = NULL, *reply = NULL, *sub, *secs = NULL;
+	json_t *agent, *session, *ch, *ev, *body = NULL, *reply = NULL, *sub, *secs = NULL, *recv;
 	const char *id, *token, *loc;
 	char *url = NULL, what[600], now[32];
+	time_t t;
 	int rc;
 
 	if ((rc = kl_json_need_obj(p->doc, "agent", "stdin", &agent)) != KL_OK ||
@@ -198,15 +199,23 @@ submit(struct kl_prog *p, json_t **out)
 	} else if (secs == NULL) {
 		kl_warn("%s: 202 without meta.seconds_to_next_attestation", what);
 	}
+	/* The verifier's own clock: kl-verdict compares its record's times with it. */
+	recv = json_object_get(kl_json_obj(kl_json_obj(reply, "data"), "attributes"),
+	    "evidence_received_at");
+	if (recv != NULL && (!json_is_string(recv) || kl_time_parse(json_string_value(recv), &t) != 0)) {
+		kl_warn("%s: data.attributes.evidence_received_at is not an RFC 3339 time: ignored", what);
+		recv = NULL;
+	}
 	kl_time_format(time(NULL), now);
-	sub = json_pack("{s:i,s:s,s:s,s:O?}", "status", 202, "attestation_url", url,
-	    "submitted_at", now, "seconds_to_next_attestation", secs);
+	sub = json_pack("{s:i,s:s,s:s,s:O?,s:O?}", "status", 202, "attestation_url", url,
+	    "submitted_at", now, "seconds_to_next_attestation", secs, "evidence_received_at", recv);
 	if ((*out = json_deep_copy(p->doc)) == NULL || sub == NULL) {
 		json_decref(sub);
 		rc = kl_fail(KL_TEMP, "out of memory");
 		goto out;
 	}
 	json_object_del(*out, "retry");
+	json_object_del(*out, "verdict");
 	json_object_set_new(*out, "submission", sub);
 	kl_info("%s: accepted (202), next attestation in %lld s", what,
 	    secs ? (long long)json_integer_value(secs) : -1LL);

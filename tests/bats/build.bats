@@ -6,11 +6,13 @@ load helpers
 
 needed() { readelf -d "$KL_BIN/$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 
-@test "build: kl-quote has no libcurl; kl-submit and kl-agent no tss2" {
+@test "build: kl-quote has no libcurl; kl-submit, kl-verdict and kl-agent no tss2" {
 	! needed kl-quote | grep -q libcurl
 	needed kl-quote | grep -q libtss2-esys
 	! needed kl-submit | grep -q libtss2
 	needed kl-submit | grep -q libcurl
+	! needed kl-verdict | grep -q libtss2
+	needed kl-verdict | grep -q libcurl
 	! needed kl-agent | grep -qE 'libtss2|libcurl'
 }
 
@@ -39,7 +41,7 @@ includers() { git -C "$KL_TOP" grep --untracked -l "#include <$1/" | sort; }
 }
 
 @test "build: every program is PIE with full RELRO and a stack protector" {
-	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent; do
+	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent; do
 		readelf -h "$KL_BIN/$p" | grep -q 'DYN (Position-Independent'
 		readelf -d "$KL_BIN/$p" | grep -q 'BIND_NOW'
 		readelf -lW "$KL_BIN/$p" | grep -q GNU_RELRO
@@ -62,7 +64,7 @@ rc_table() {
 }
 
 @test "docs: every program has a reference page and is in the README" {
-	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent; do
+	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent; do
 		[ -s "$KL_TOP/docs/$p.md" ]
 		grep -q "\`$p\`" "$KL_TOP/README.md"
 	done

@@ -41,8 +41,9 @@ verdict() { kl_verdicts "$AGENT_ID" | jq -r '.attestations[-1].evaluation'; }
 	[ -z "$stderr" ]
 	jq -e --argjson in "$in" --arg now "$(iso_in -5)" '
 		(del(.submission) == ($in | del(.retry)))
-		and (.submission | keys == ["attestation_url", "seconds_to_next_attestation", "status",
-			"submitted_at"])
+		and (.submission | keys == ["attestation_url", "evidence_received_at",
+			"seconds_to_next_attestation", "status", "submitted_at"])
+		and .submission.evidence_received_at >= $now
 		and .submission.status == 202 and .submission.attestation_url == $in.challenge.attestation_url
 		and (.submission.seconds_to_next_attestation | . == 3 or . == 2)
 		and .submission.submitted_at >= $now' <<<"$output"
@@ -220,6 +221,19 @@ bad_reply() {
 		jq -e '.submission.status == 202 and .submission.seconds_to_next_attestation == null' <<<"$output"
 		[ "${#stderr_lines[@]}" = 1 ] && [[ $stderr == "kl-submit: warning: PATCH "* ]]
 	done
+}
+
+@test "kl-submit: evidence_received_at is kept for kl-verdict only when it is an RFC 3339 time" {
+	local b='{"meta": {"seconds_to_next_attestation": 2}, "data": {"attributes": {"evidence_received_at": '
+	fault "{\"method\": \"PATCH\", \"path\": \"/attestations/\", \"status\": 202, \"body\": $b \"soon\"}}}}"
+	run -0 --separate-stderr kl_run kl-submit <"$QUO"
+	jq -e '.submission.status == 202 and .submission.evidence_received_at == null' <<<"$output"
+	[[ $stderr == "kl-submit: warning: PATCH "*": data.attributes.evidence_received_at is not an RFC 3339 time: ignored" ]]
+	faults_clear
+	fault "{\"method\": \"PATCH\", \"path\": \"/attestations/\", \"status\": 202, \"body\": $b \"2026-11-30T18:00:32.5+00:00\"}}}}"
+	run -0 --separate-stderr kl_run kl-submit <"$QUO"
+	[ -z "$stderr" ]
+	jq -e '.submission.evidence_received_at == "2026-11-30T18:00:32.5+00:00"' <<<"$output"
 }
 
 @test "kl-submit: the 202 echoes the evidence: the reply may be as large as three times it" {

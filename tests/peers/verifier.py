@@ -32,7 +32,8 @@ Control port (plain HTTP, JSON), for the bats tests:
   GET    /agents, GET|DELETE /agents/{id}  status, attestation_count, verdicts
   POST   /config {"quote_interval", "challenge_lifetime", "nonce_lifetime",
                   "session_lifetime", "session_rate_per_agent", "session_rate_per_ip",
-                  "session_rate_window", "auto_recover"}
+                  "session_rate_window", "auto_recover",
+                  "verify_delay": seconds from the 202 to the verdict (0: before the 202)}
   POST   /expire-token/{id}, /expire-challenge/{id}, /timeout/{id}
   POST   /rate-reset/{id}   forget the quote_interval spacing and session rate
   POST   /seed-ima/{id} {"starting_offset", "pcr10": "hex", "bank": "sha256", "boot_time"}
@@ -209,7 +210,7 @@ class Verifier(common.Peer):
         r.add("PATCH", v3 + r"/agents/([^/]+)/attestations/([^/]+)", self.submit)
         r.add("GET", v3 + r"/agents/([^/]+)/attestations(?:/[^/]+)?", self.read_attestation)
         r.add("*", v3 + r"/agents/([^/]+)", lambda req, p, a: empty(500))
-        r.add("GET", r"/v(2\.\d+)/agents/([^/]+)", self.read_agent)
+        r.add("GET", r"/v(2(?:\.[0-6])?)/agents/([^/]+)", self.read_agent)
         r.add("GET", r"/version", lambda req: empty(410))
 
         c = self.control_router
@@ -275,22 +276,34 @@ class Verifier(common.Peer):
                                % (ident, agent_id))
         enr = self.agents.get(agent_id)
         if enr is None:
-            return json_response(404, {"code": 404, "status": "Agent %s not found" % agent_id,
+            return json_response(404, {"code": 404, "status": "agent id not found",
                                        "results": {}}, indent=common.JSON_INDENT)
+        return json_response(200, {"code": 200, "status": "Success",
+                                   "results": self.agent_record(enr)}, indent=common.JSON_INDENT)
+
+    def agent_record(self, enr):
+        """Keylime's process_get_status() for a push-mode agent, key for key:
+        last_received_quote moves on every verification, last_successful_attestation
+        and attestation_count only on a pass (Unix seconds, 0 until then)."""
         qi = self.cfg["quote_interval"]
-        results = {"agent_id": agent_id, "attestation_status": self.status(enr),
-                   "attestation_count": enr.passes,
-                   "last_received_quote": int(enr.last_received_quote or 0),
-                   "last_successful_attestation": int(enr.last_successful or 0),
-                   "attestation_period": "%gs" % qi,
-                   "maximum_attestation_interval": "%gs" % (5 * qi),
-                   "tpm_policy": json.dumps({str(k): v for k, v in enr.tpm_policy.items()}),
-                   "has_runtime_policy": enr.ima_policy is not None,
-                   "has_mb_policy": enr.mb_policy is not None,
-                   "accept_tpm_hash_algs": enr.accept_hash,
-                   "accept_tpm_signing_algs": enr.accept_sign}
-        return json_response(200, {"code": 200, "status": "Success", "results": results},
-                             indent=common.JSON_INDENT)
+        return {"operational_state": 3 if enr.passes else None,     # GET_QUOTE
+                "v": None, "ip": None, "port": None,
+                "tpm_policy": json.dumps({str(k): v for k, v in enr.tpm_policy.items()}),
+                "meta_data": "{}",
+                "has_mb_refstate": int(enr.mb_policy is not None),
+                "has_runtime_policy": int(enr.ima_policy is not None),
+                "accept_tpm_hash_algs": enr.accept_hash,
+                "accept_tpm_encryption_algs": ["ecc", "rsa"],
+                "accept_tpm_signing_algs": enr.accept_sign,
+                "hash_alg": None, "enc_alg": None, "sign_alg": None,
+                "verifier_id": "default", "verifier_ip": "127.0.0.1", "verifier_port": 8881,
+                "severity_level": None, "last_event_id": None,
+                "attestation_count": enr.passes,
+                "last_received_quote": int(enr.last_received_quote or 0),
+                "last_successful_attestation": int(enr.last_successful or 0),
+                "attestation_status": self.status(enr),
+                "attestation_period": "%ds" % int(qi),
+                "maximum_attestation_interval": "%ds" % int(5 * qi)}
 
     def status(self, enr):
         """PENDING, PASS, FAIL or TIMEOUT, like the tenant's cvstatus (6.9, 7.2)."""
@@ -409,6 +422,14 @@ class Verifier(common.Peer):
         if dtype != "attestation":
             return empty(500)           # observed (5.4)
         now = utcnow()
+        latest = enr.attestations[-1] if enr.attestations else None
+        if latest is not None and latest.stage == "evaluating_evidence":
+            wait = seconds_left(getattr(latest, "decision_at", now), now)
+            return api_error(503, "verification_in_progress",
+                             "Cannot create attestation for agent '%s' while the last attestation "
+                             "is still being verified. The active verification task is expected "
+                             "to complete or time out within %d seconds." % (agent_id, wait),
+                             req.path, {"Retry-After": str(wait)})
         qi = self.cfg["quote_interval"]
         if enr.last_evidence_at is not None:
             ready = enr.last_evidence_at + datetime.timedelta(seconds=qi)
@@ -506,7 +527,16 @@ class Verifier(common.Peer):
         # Keylime verifies in the background after the 202; verifying before
         # it is sent gives the same answer and makes the verdict visible the
         # moment the agent has its reply, so tests need not poll or race.
-        self.verify(enr, att)
+        # With verify_delay > 0 the verdict comes that many seconds after the
+        # 202, as from a slow Keylime (kl-verdict's waiting and timeout).
+        delay = self.cfg["verify_delay"]
+        if delay > 0:
+            att.decision_at = now + datetime.timedelta(seconds=delay)
+            timer = threading.Timer(delay, self.verify, (enr, att))
+            timer.daemon = True
+            timer.start()
+        else:
+            self.verify(enr, att)
         return json_response(202, body, content_type=JSON_UTF8, headers={"Location": link})
 
     # -- verification (section 6.6) ----------------------------------------
@@ -673,7 +703,8 @@ def main():
            "nonce_lifetime": args.nonce_lifetime, "session_lifetime": args.session_lifetime,
            "session_rate_per_agent": args.session_rate_per_agent,
            "session_rate_per_ip": args.session_rate_per_ip,
-           "session_rate_window": args.session_rate_window, "auto_recover": args.auto_recover}
+           "session_rate_window": args.session_rate_window, "auto_recover": args.auto_recover,
+           "verify_delay": 0}
     peer = Verifier(args.state, cfg)
     peer.listen("https", "https", tls_context=common.tls_context(args.tls_cert, args.tls_key))
     peer.listen("control", "http", control=True)
