@@ -32,7 +32,7 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-#define USAGE "usage: kl-verdict [-v] [--verifier-url URL] [--ca-certificate FILE] [--timeout MS] [--insecure] <document >document"
+static const struct kl_cli cli = { .operands = "<document >document" };
 
 /* The verifier's v2 agent route at its latest v2 minor (Keylime maps /v2 to 2.6 today). */
 #define RECORD_PREFIX "/v2"
@@ -299,5 +299,5 @@ out:
 int
 main(int argc, char *argv[])
 {
-	return kl_prog_main("kl-verdict", argc, argv, USAGE, verdict);
+	return kl_prog_main("kl-verdict", argc, argv, &cli, verdict);
 }
