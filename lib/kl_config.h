@@ -71,6 +71,7 @@ struct kl_config {
 	char *keylime_dir;			/* "/var/lib/keylime" */
 	char *run_as;				/* "" (kl: no default user) */
 	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
+	long tpm_timeout_seconds;		/* 120 (kl): longest wait for a TPM answer */
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
 
 	/* command line only (upstream flags) */
