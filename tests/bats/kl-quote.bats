@@ -204,6 +204,9 @@ ima_doc() {
 	run -100 --separate-stderr kl_run kl-quote < <(challenge_doc '.challenge.requested += ["uefi_log"] | .challenge.uefi_log = {}')
 	[ -z "$output" ]
 	one_error quote
+	# Not asked for, the same log is not read at all.
+	run -0 --separate-stderr kl_run kl-quote < <(challenge_doc)
+	[ -z "$stderr" ]
 	# An IMA log that is not text (a new log: its checkpoint goes too).
 	rm -f "$KDIR/ima_checkpoint.json"
 	printf '10 \377\376 ima-ng x\n' >"$IMA_LOG"
