@@ -1,18 +1,15 @@
 #!/usr/bin/env bats
-# tpmfault.bats - a TPM that misbehaves (issue 9): leftover objects and
-# sessions of killed steps on a TPM without a resource manager, a TPM that
+# tpmfault.bats - a TPM or a log that misbehaves (issue 9): leftover objects
+# and sessions of killed steps on a TPM without a resource manager, a TPM that
 # never answers (SIGSTOPped swtpm, or fixtures/tpm/mute-tpm.py), TERM/INT while
-# waiting for it, the tpm_timeout_seconds key, and no TPM at all. kl-quote is
-# the step under test: the TPM handling is the same in every step (lib/kl_tpm.c).
+# waiting for it, the tpm_timeout_seconds key, no TPM at all, and an IMA line
+# that is not UTF-8 (through the test verifier). kl-quote is the step under
+# test: the TPM handling is the same in every step (lib/kl_tpm.c).
 load helpers
 load fixtures/e2e/steps
 
 setup_file() {
-	kl_start_swtpm 3>&-
-	kl_start_registrar 3>&-
-	export KL_VERIFIER_URL=https://127.0.0.1:1	# kl-quote never calls one
-	agent_new "$BATS_FILE_TMPDIR/agent"
-	register
+	file_start
 	export REG=$D/reg.json SWTPM_PID
 	SWTPM_PID=$(cat "$KL_SWTPM_DIR/swtpm.pid")
 }
@@ -20,7 +17,7 @@ setup_file() {
 teardown_file() { file_stop; }
 
 setup() {
-	export KEYLIME_AGENT_CONFIG=$BATS_FILE_TMPDIR/agent/agent.conf
+	file_use
 	challenge_doc >"$BATS_TEST_TMPDIR/chal.json"
 	CHAL=$BATS_TEST_TMPDIR/chal.json
 }
@@ -174,4 +171,47 @@ term_after() {
 	run -111 --separate-stderr kl_run kl-quote --tcti device:/nonexistent <"$CHAL"
 	[ -z "$output" ]
 	[ "$stderr" = "kl-quote: error: cannot open TPM: device:/nonexistent: tcti:IO failure (0xa000a): is there a TPM? (enabled in the firmware setup? driver loaded? see ls /dev/tpm*)" ]
+}
+
+# ------------------------------------------------------------ IMA line not UTF-8
+
+# latin1_measure: what the kernel does for a file named "/tmp/caf\xe9" (Latin-1):
+# the raw bytes in the log line and in the template hash, extended into PCR 10.
+latin1_measure() {
+	local v
+	v=$("$KL_PYTHON" - "$IMA_LOG" <<-'PY'
+		import hashlib, struct, sys
+		fdig = hashlib.sha256(b"latin-1").digest()
+		d = b"sha256:\0" + fdig
+		p = b"/tmp/caf\xe9\0"
+		t = struct.pack("<I", len(d)) + d + struct.pack("<I", len(p)) + p
+		with open(sys.argv[1], "ab") as f:
+		    f.write(b"10 %s ima-ng sha256:%s /tmp/caf\xe9\n"
+		            % (hashlib.sha1(t).hexdigest().encode(), fdig.hex().encode()))
+		print(hashlib.sha256(t).hexdigest())
+	PY
+	) && tpm2_pcrextend "10:sha256=$v" >/dev/null
+}
+
+@test "tpmfault: an IMA line that is not UTF-8 reaches the verifier, which judges it; kl warns once" {
+	local n
+	ima_measure /usr/bin/before
+	latin1_measure
+	ima_measure /usr/bin/after
+	n=$(($(wc -l <"$IMA_LOG") - 2))	# the Latin-1 line's index
+	kl_enroll "$AGENT_ID" --ima-permissive
+	kl_run kl-session <"$D/reg.json" >"$SES"
+	kl_run kl-negotiate <"$SES" >"$BATS_TEST_TMPDIR/chal.json"
+	run -0 --separate-stderr kl_run kl-quote <"$BATS_TEST_TMPDIR/chal.json"
+	[ "$stderr" = "kl-quote: warning: IMA log $IMA_LOG: entry $n (line $((n + 1))) is not UTF-8 (a file name in another encoding?): sent with U+FFFD for the invalid bytes; the verifier cannot match its template hash" ]
+	jq -e '.evidence.evidence_collected[1].data.entries | test("/tmp/caf\ufffd\n")' <<<"$output"
+	echo "$output" >"$BATS_TEST_TMPDIR/ev.json"
+	run -0 kl_run kl-submit <"$BATS_TEST_TMPDIR/ev.json"
+	kl_verdicts "$AGENT_ID" --wait 1 | jq -e --arg w "IMA entry $n (line $n of the log): template hash does not match its data" \
+		'.attestations[-1] | .evaluation == "fail" and (.failures | index($w) != null)'
+	# The next cycle sends it again, without a second warning.
+	kl_run kl-negotiate <"$SES" >"$BATS_TEST_TMPDIR/chal.json"
+	run -0 --separate-stderr kl_run kl-quote <"$BATS_TEST_TMPDIR/chal.json"
+	[ -z "$stderr" ]
+	jq -e '.evidence.evidence_collected[1].data.entries | test("/tmp/caf\ufffd\n")' <<<"$output"
 }
