@@ -77,6 +77,7 @@ static const struct key keys[] = {
 	S(keylime_dir, DEFAULT_KEYLIME_DIR),
 	S(run_as, ""),
 	S(tcti, ""),
+	I(tpm_timeout_seconds, 1, 86400, 120),
 	S(status_path, "default"),
 	B(proxy_from_env, 1),
 	I(verdict_timeout_seconds, 1, 86400, 30),

@@ -73,6 +73,7 @@ struct kl_config {
 	char *keylime_dir;			/* "/var/lib/keylime" */
 	char *run_as;				/* "" (kl: no default user) */
 	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
+	long tpm_timeout_seconds;		/* 120 (kl): longest wait for a TPM answer */
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
 	bool proxy_from_env;			/* true: HTTPS_PROXY/NO_PROXY as curl (kl) */
 	long verdict_timeout_seconds;		/* 30 (kl, kl-verdict): wait for the verdict */

@@ -46,6 +46,7 @@ struct ckpt {
 	struct mark end;	/* lines and bytes up to the last '\n' seen */
 	unsigned char tail[TAIL_MAX];	/* the bytes just before end.byte */
 	size_t tail_len;
+	uint64_t warned;	/* lines below this one were warned about (not UTF-8) */
 	int dirty;		/* differs from the file: save it */
 };
 
@@ -75,6 +76,7 @@ ckpt_reset(struct ckpt *ck)
 	ck->marks[0] = (struct mark){ 0, 0 };
 	ck->end = (struct mark){ 0, 0 };
 	ck->tail_len = 0;
+	ck->warned = 0;
 	ck->dirty = 1;
 }
 
@@ -192,7 +194,7 @@ ckpt_load(struct ckpt *ck, const char *path, const char *log, time_t boot_time)
 {
 	json_t *j = NULL, *marks, *end;
 	const char *clog, *tail, *why = NULL;
-	json_int_t version, boot;
+	json_int_t version, boot, warned = 0;
 	json_error_t e;
 	char *buf = NULL;
 	size_t len;
@@ -203,9 +205,10 @@ ckpt_load(struct ckpt *ck, const char *path, const char *log, time_t boot_time)
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
 	if (j == NULL)
 		why = e.text;
-	else if (json_unpack(j, "{s:I, s:I, s:s, s:o, s:o, s:s !}",
+	else if (json_unpack(j, "{s:I, s:I, s:s, s:o, s:o, s:s, s?I !}",
 	    "version", &version, "boot_time", &boot, "log", &clog,
-	    "marks", &marks, "end", &end, "tail", &tail) != 0 || version != 1)
+	    "marks", &marks, "end", &end, "tail", &tail, "warned", &warned) != 0 ||
+	    version != 1 || warned < 0)
 		why = "not a version 1 checkpoint";
 	else if (boot != (json_int_t)boot_time)
 		kl_info("IMA checkpoint %s: new boot; reading %s from the start", path, log);
@@ -215,9 +218,10 @@ ckpt_load(struct ckpt *ck, const char *path, const char *log, time_t boot_time)
 		loaded = 1;
 	if (why != NULL)
 		kl_warn("IMA checkpoint %s: %s; rebuilding it", path, why);
-	if (loaded)
+	if (loaded) {
+		ck->warned = (uint64_t)warned;
 		ck->dirty = 0;
-	else
+	} else
 		ckpt_reset(ck);
 	json_decref(j);
 	free(buf);
@@ -240,9 +244,10 @@ ckpt_save(const struct ckpt *ck, const char *path, const char *log, time_t boot_
 			break;
 	/* "log" fails to pack if the path is not UTF-8. */
 	if (marks != NULL && hex != NULL && i == ck->nmarks)
-		j = json_pack("{s:i, s:I, s:s, s:O, s:[II], s:s}", "version", 1,
+		j = json_pack("{s:i, s:I, s:s, s:O, s:[II], s:s, s:I}", "version", 1,
 		    "boot_time", (json_int_t)boot_time, "log", log, "marks", marks,
-		    "end", (json_int_t)ck->end.entry, (json_int_t)ck->end.byte, "tail", hex);
+		    "end", (json_int_t)ck->end.entry, (json_int_t)ck->end.byte, "tail", hex,
+		    "warned", (json_int_t)ck->warned);
 	if (j != NULL)
 		text = kl_json_dump(j, NULL);
 	if (text != NULL)
@@ -330,6 +335,98 @@ append(struct scan *s, const char *p, size_t n)
 }
 
 /*
+ * Length of the well-formed UTF-8 sequence at p (n > 0 bytes left), or 0 and
+ * *bad = the length of its maximal invalid subpart (Unicode ch. 3, "U+FFFD
+ * substitution of maximal subparts", as Python's errors="replace" and Rust's
+ * from_utf8_lossy).
+ */
+static size_t
+utf8_seq(const unsigned char *p, size_t n, size_t *bad)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+	size_t len;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4;
+	else {
+		*bad = 1;
+		return 0;
+	}
+	if (c == 0xE0)
+		lo = 0xA0;
+	else if (c == 0xED)
+		hi = 0x9F;	/* no surrogates */
+	else if (c == 0xF0)
+		lo = 0x90;
+	else if (c == 0xF4)
+		hi = 0x8F;	/* nothing above U+10FFFF */
+	for (size_t i = 1; i < len; i++) {
+		if (i >= n || p[i] < (i == 1 ? lo : 0x80) || p[i] > (i == 1 ? hi : 0xBF)) {
+			*bad = i;
+			return 0;
+		}
+	}
+	return len;
+}
+
+/*
+ * The collected line s->out[from, s->len), index entry, as UTF-8 text. The
+ * kernel writes file names as raw bytes, so a name in another encoding
+ * (Latin-1) gives a line that is not UTF-8, which a JSON string cannot carry.
+ * Such a line is sent with each maximal invalid subpart replaced by U+FFFD,
+ * so that the verifier gets the evidence and judges it: it re-encodes the
+ * name as UTF-8 to recompute the template hash, so no text could match the
+ * kernel's hash of the original bytes, and it will report the mismatch. The
+ * original stays in the log; one warning per line names it (ck->warned
+ * remembers across runs).
+ */
+static int
+line_utf8(struct scan *s, size_t from, uint64_t entry)
+{
+	const unsigned char *p = (const unsigned char *)s->out + from;
+	size_t n = s->len - from, i = 0, k, bad = 0;
+	unsigned char *fixed;
+	int rc;
+
+	while (i < n && (k = utf8_seq(p + i, n - i, &bad)) != 0)
+		i += k;
+	if (i == n)
+		return KL_OK;
+	if ((fixed = malloc(3 * n)) == NULL)
+		return kl_fail(KL_TEMP, "IMA log %s: out of memory", s->log);
+	for (i = 0, k = 0; i < n;) {
+		size_t len = utf8_seq(p + i, n - i, &bad);
+
+		if (len) {
+			memcpy(fixed + k, p + i, len);
+			k += len;
+			i += len;
+		} else {
+			memcpy(fixed + k, "\xef\xbf\xbd", 3);	/* U+FFFD */
+			k += 3;
+			i += bad;
+		}
+	}
+	s->len = from;
+	rc = append(s, (const char *)fixed, k);
+	free(fixed);
+	if (rc == KL_OK && entry >= s->ck->warned) {
+		kl_warn("IMA log %s: entry %" PRIu64 " (line %" PRIu64 ") is not UTF-8 (a file name "
+		    "in another encoding?): sent with U+FFFD for the invalid bytes; the verifier "
+		    "cannot match its template hash", s->log, entry, entry + 1);
+		s->ck->warned = entry + 1;
+		s->ck->dirty = 1;
+	}
+	return rc;
+}
+
+/*
  * A complete line [start, end) with index entry was seen: move the end
  * forward, and mark the line if the last mark is KL_IMA_MARK_BYTES behind.
  * (A pass that starts at an earlier mark sees lines already indexed.)
@@ -409,6 +506,8 @@ scan_from(struct scan *s, struct mark from)
 			entry++;
 			line_start = line_end;
 			if (want) {
+				if ((rc = line_utf8(s, committed, entry - 1)) != KL_OK)
+					goto out;
 				committed = s->len;
 				if (++s->count == s->max)
 					goto out;

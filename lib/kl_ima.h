@@ -13,16 +13,22 @@
  *
  * The checkpoint (JSON, 0600, written atomically) looks like
  *	{"version":1,"boot_time":1700000000,"log":"/sys/.../ascii_runtime_measurements",
- *	 "marks":[[0,0],[1745,262201],...],"end":[2048,307321],"tail":"<hex>"}
- * where "end" is [lines, bytes] of the last scan and "tail" the last bytes
- * before it. It is ignored and rebuilt, never a cause of failure, when it is
+ *	 "marks":[[0,0],[1745,262201],...],"end":[2048,307321],"tail":"<hex>","warned":0}
+ * where "end" is [lines, bytes] of the last scan, "tail" the last bytes
+ * before it, and lines below "warned" have been warned about (not UTF-8;
+ * optional, 0 when missing). It is ignored and rebuilt, never a cause of failure, when it is
  * missing or corrupt (one warning), when boot_time or the log path differ (a
  * reboot), or when the log no longer matches it (shorter than "end", a
  * different tail, no line break before a mark: the log was replaced).
  *
  * A line is counted and returned only once its '\n' is there: a last line
  * still being written is left for the next call. Lines are returned
- * byte-exact. Memory: a 64 KiB read buffer, the index, and the returned lines.
+ * byte-exact, except a line that is not UTF-8 (the kernel writes file names
+ * as raw bytes: a Latin-1 name): JSON cannot carry it, so it is returned
+ * with each maximal invalid subpart replaced by U+FFFD (as Python's
+ * errors="replace"), with one warning per line naming it, once (the
+ * checkpoint remembers). The verifier gets it and judges it: it recomputes
+ * the template hash from the UTF-8 of the name, which cannot match. Memory: a 64 KiB read buffer, the index, and the returned lines.
  * (On securityfs the kernel still walks its list to serve a seek: that is
  * kernel time, but nothing of the skipped part is copied to kl or parsed.)
  *

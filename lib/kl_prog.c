@@ -12,12 +12,51 @@
 #include "kl_banned.h"
 
 volatile sig_atomic_t kl_stop_requested;
+volatile sig_atomic_t kl_stop_deferred;
+long kl_tpm_timeout_seconds = 120;
 
+void
+kl_stop_exit(void)
+{
+	const char *parts[4] = { kl_progname, ": error: stopped by ",
+	    kl_stop_requested == SIGINT ? "SIGINT" : "SIGTERM", "\n" };
+	char line[160];
+	size_t n = 0;
+
+	/* Only async-signal-safe calls: this runs in a signal handler. */
+	for (int i = 0; i < 4; i++) {
+		size_t l = strlen(parts[i]);
+
+		if (n + l > sizeof(line))
+			break;
+		memcpy(line + n, parts[i], l);
+		n += l;
+	}
+	if (write(2, line, n) < 0)
+		_exit(KL_TEMP);
+	_exit(KL_TEMP);
+}
+
+/*
+ * TERM/INT end a step at once (exit 111, stdout empty), except while the TPM
+ * is open: then kl_tpm stops the command in flight and flushes what it can,
+ * and the alarm makes sure the step ends within a second all the same.
+ * No SA_RESTART: a poll() waiting for the TPM returns EINTR (kl_tpm.c).
+ */
 static void
 on_stop(int sig)
 {
+	kl_stop_requested = sig;
+	if (!kl_stop_deferred)
+		kl_stop_exit();
+	alarm(1);
+}
+
+static void
+on_alarm(int sig)
+{
 	(void)sig;
-	kl_stop_requested = 1;
+	kl_stop_exit();
 }
 
 /* Make sure fds 0-2 are open, so no file we open later becomes "stdout". */
@@ -54,6 +93,8 @@ kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
 
 	rc = kl_cli_parse(cli, argc, argv, &flags);
 	if (rc == KL_CLI_DONE) {
@@ -62,6 +103,7 @@ kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const
 	}
 	if (rc != KL_OK || (rc = kl_config_load(&p->cfg, &flags)) != KL_OK)
 		return rc;
+	kl_tpm_timeout_seconds = p->cfg.tpm_timeout_seconds;
 	return kl_json_read_stdin(0, &p->doc);
 }
 

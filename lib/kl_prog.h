@@ -10,7 +10,7 @@
  * quote(struct kl_prog *p, json_t **out) reads p->doc and p->cfg and sets
  * *out to the output document (docs/contract.md) or returns an exit code.
  *
- * kl_prog_start: kl_prog_init, TERM/INT set kl_stop_requested, argv parsed
+ * kl_prog_start: kl_prog_init, TERM/INT end the step (below), argv parsed
  * (kl_cli.h), configuration loaded (kl_config.h), then the whole stdin
  * document read (kl_json.h) -- before any TPM or network access.
  */
@@ -29,8 +29,20 @@ struct kl_prog {
 	int help;		/* -h was given: usage printed, exit 0 */
 };
 
-/* Set by SIGTERM/SIGINT: long operations check it and stop cleanly. */
+/*
+ * SIGTERM/SIGINT: kl_stop_requested is set to the signal, and the step ends
+ * at once with one line and exit 111 -- unless kl_stop_deferred is set (kl_tpm
+ * sets it while the TPM is open): then the TPM layer ends the command in
+ * flight and flushes, and an alarm ends the step after a second at the latest.
+ */
 extern volatile sig_atomic_t kl_stop_requested;
+extern volatile sig_atomic_t kl_stop_deferred;
+
+/* The longest wait for a TPM answer (kl_tpm.c): tpm_timeout_seconds, default 120. */
+extern long kl_tpm_timeout_seconds;
+
+/* "<prog>: error: stopped by SIGTERM" and _exit(111). Async-signal-safe. */
+void kl_stop_exit(void) __attribute__((noreturn));
 
 /*
  * The prologue of every kl program, kl-agent included: fds 0-2 open (so no

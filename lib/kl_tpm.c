@@ -1,7 +1,13 @@
 /* kl_tpm.c - see kl_tpm.h. docs/protocol.md §2.4-§2.5, §4.2, §6.3, §8. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -9,6 +15,7 @@
 
 #include "kl_crypto.h"
 #include "kl_log.h"
+#include "kl_prog.h"
 #include "kl_rc.h"
 #include "kl_tpm.h"
 #include "kl_util.h"
@@ -80,6 +87,10 @@ rc_class(TSS2_RC r)
 		case TPM2_RC_TESTING:
 		case TPM2_RC_NV_RATE:
 		case TPM2_RC_LOCKOUT:
+		/* Slots full: freed when their holder ends, or by the flush in kl_tpm_open. */
+		case TPM2_RC_OBJECT_MEMORY:
+		case TPM2_RC_SESSION_MEMORY:
+		case TPM2_RC_MEMORY:
 			return KL_TEMP;
 		}
 		return KL_PERM;
@@ -106,10 +117,17 @@ is_tpm_rc(TSS2_RC r, TPM2_RC want)
 	return code == want;
 }
 
+static int guard_fail(const char *call);
+
 /* One line for a failed tss2 call; returns its class. */
 static int
 tpm_fail(const char *call, TSS2_RC r)
 {
+	int rc;
+
+	/* A command ended by the guard: say why, not "IO failure". */
+	if ((rc = guard_fail(call)) != KL_OK)
+		return rc;
 	/* §8.2: not a protocol error; it goes away after the recovery time. */
 	if (is_tpm_rc(r, TPM2_RC_LOCKOUT))
 		return kl_fail(KL_TEMP, "%s: TPM in dictionary-attack lockout (0x%x)", call, r);
@@ -121,6 +139,371 @@ static int
 bad_output(const char *call)
 {
 	return kl_fail(KL_PERM, "%s: malformed output", call);
+}
+
+/* ---------------------------------------------------------------- guard: timeout, TERM/INT */
+
+/*
+ * Why a TCTI of kl's own in front of the loaded one: tss2 waits for the
+ * TPM's answer in a blocking read() that it restarts after EINTR, the swtpm
+ * and mssim TCTIs take no timeout, and ESAPI's synchronous calls ask every
+ * TCTI to block. So before handing receive() on, the guard poll()s the
+ * TCTI's own descriptor (the socket, or /dev/tpm*: its poll handle, or
+ * else the descriptor it opened, see lowest_free()) for at most
+ * kl_tpm_timeout_seconds; poll() is never restarted after a signal handler
+ * (SA_RESTART or not), so SIGTERM/SIGINT end the wait too. Either way the
+ * command fails with a TCTI I/O error that tpm_fail() turns into one line
+ * and KL_TEMP. After a timeout nothing more is sent; after a signal only the
+ * flushes of kl_tpm_close(), each waiting at most STOP_WAIT_MS (kl_prog's
+ * alarm ends the step a second after the signal anyway). A TCTI that
+ * shows no descriptor (tabrmd over D-Bus) keeps blocking, as before.
+ *
+ * The default: 120 s, because creating an RSA-2048 key (EK, AK) is the
+ * slowest command kl sends and a hardware TPM may take a minute or more for
+ * it (the prime search has no upper bound; Linux allows TPM2_CreatePrimary
+ * and TPM2_Create up to 300 s, TPM2_DURATION_LONG_LONG in
+ * drivers/char/tpm/tpm.h, while a quote takes well under a second).
+ */
+#define STOP_WAIT_MS 500
+
+
+enum guard_stop { GUARD_OK, GUARD_TIMEOUT, GUARD_SIGNAL };
+
+struct kl_tcti_guard {
+	TSS2_TCTI_CONTEXT_COMMON_V1 common;	/* first: ESAPI calls through it */
+	TSS2_TCTI_CONTEXT *inner;
+	struct pollfd pfd;
+	int have_fd;
+	int closing;		/* kl_tpm_close: flushes may pass after a signal */
+	int sent;		/* a command went out and no part of its answer came in */
+};
+
+/* Why the guard ended a command: process-wide, one TPM connection at a time. */
+static enum guard_stop guard_stop;
+static int guard_reported;
+
+static struct kl_tcti_guard *
+guard_of(TSS2_TCTI_CONTEXT *ctx)
+{
+	return (struct kl_tcti_guard *)(void *)ctx;
+}
+
+static int
+may_send(const struct kl_tcti_guard *g)
+{
+	if (kl_stop_requested && guard_stop == GUARD_OK)
+		guard_stop = GUARD_SIGNAL;
+	return guard_stop == GUARD_OK || (guard_stop == GUARD_SIGNAL && g->closing);
+}
+
+/*
+ * The lowest free descriptor: where the next socket() or open() lands (the
+ * steps are single-threaded), or -1. Checked again after a TCTI call, it
+ * tells which descriptor the TCTI opened and kept: the swtpm and mssim TCTIs
+ * of tss2 3.x give no poll handle, and open a new socket for each command.
+ */
+static int
+lowest_free(void)
+{
+	int fd = fcntl(2, F_DUPFD, 0);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+static void
+guard_watch(struct kl_tcti_guard *g, int fd)
+{
+	if (fd < 0 || fcntl(fd, F_GETFD) == -1)
+		return;
+	g->pfd.fd = fd;
+	g->pfd.events = POLLIN;
+	g->have_fd = 1;
+}
+
+static TSS2_RC
+guard_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t *cmd)
+{
+	struct kl_tcti_guard *g = guard_of(ctx);
+
+	int fd = lowest_free();
+	TSS2_RC r;
+
+	if (!may_send(g))
+		return TSS2_TCTI_RC_IO_ERROR;
+	r = Tss2_Tcti_Transmit(g->inner, size, cmd);
+	if (r == TSS2_RC_SUCCESS) {
+		guard_watch(g, fd);
+		g->sent = 1;
+	}
+	return r;
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until the answer can be read: TSS2_RC_SUCCESS, or an I/O error and guard_stop says why. */
+static TSS2_RC
+guard_wait(struct kl_tcti_guard *g)
+{
+	long limit = g->closing && guard_stop == GUARD_SIGNAL ? STOP_WAIT_MS : kl_tpm_timeout_seconds * 1000;
+	long end = now_ms() + limit;
+
+	for (;;) {
+		long left = end - now_ms();
+		int n;
+
+		if (!may_send(g))
+			return TSS2_TCTI_RC_IO_ERROR;
+		n = poll(&g->pfd, 1, left > 0 ? (int)(left < 3600000 ? left : 3600000) : 0);
+		if (n > 0)
+			return TSS2_RC_SUCCESS;
+		if (n == 0 && left <= 3600000) {
+			guard_stop = GUARD_TIMEOUT;
+			return TSS2_TCTI_RC_IO_ERROR;
+		}
+		if (n < 0 && errno != EINTR)
+			return TSS2_RC_SUCCESS;	/* let the TCTI itself read and report */
+	}
+}
+
+static TSS2_RC
+guard_receive(TSS2_TCTI_CONTEXT *ctx, size_t *size, uint8_t *resp, int32_t timeout)
+{
+	struct kl_tcti_guard *g = guard_of(ctx);
+	TSS2_RC r;
+
+	/*
+	 * Only before the first part: tss2 may read an answer in two calls (the
+	 * header, then the rest), and a 10-byte answer has no rest to wait for.
+	 */
+	if (g->have_fd && g->sent && (r = guard_wait(g)) != TSS2_RC_SUCCESS)
+		return r;
+	g->sent = 0;
+	return Tss2_Tcti_Receive(g->inner, size, resp, timeout);
+}
+
+static TSS2_RC
+guard_cancel(TSS2_TCTI_CONTEXT *ctx)
+{
+	return Tss2_Tcti_Cancel(guard_of(ctx)->inner);
+}
+
+static TSS2_RC
+guard_poll_handles(TSS2_TCTI_CONTEXT *ctx, TSS2_TCTI_POLL_HANDLE *h, size_t *n)
+{
+	return Tss2_Tcti_GetPollHandles(guard_of(ctx)->inner, h, n);
+}
+
+static TSS2_RC
+guard_set_locality(TSS2_TCTI_CONTEXT *ctx, uint8_t locality)
+{
+	return Tss2_Tcti_SetLocality(guard_of(ctx)->inner, locality);
+}
+
+static struct kl_tcti_guard *
+guard_new(TSS2_TCTI_CONTEXT *inner, int fd)
+{
+	struct kl_tcti_guard *g = calloc(1, sizeof(*g));
+	TSS2_TCTI_POLL_HANDLE h[1];
+	size_t n = 1;
+
+	if (g == NULL)
+		return NULL;
+	g->common.magic = 0x6b6c677561726431ULL;	/* "klguard1" */
+	g->common.version = 1;
+	g->common.transmit = guard_transmit;
+	g->common.receive = guard_receive;
+	g->common.cancel = guard_cancel;
+	g->common.getPollHandles = guard_poll_handles;
+	g->common.setLocality = guard_set_locality;
+	g->inner = inner;
+	if (Tss2_Tcti_GetPollHandles(inner, h, &n) == TSS2_RC_SUCCESS && n == 1) {
+		g->pfd = h[0];
+		g->pfd.events = POLLIN;
+		g->have_fd = 1;
+	} else {
+		guard_watch(g, fd);
+	}
+	guard_stop = GUARD_OK;
+	guard_reported = 0;
+	return g;
+}
+
+/* The one line for a command the guard ended, or KL_OK if it did not. */
+static int
+guard_fail(const char *call)
+{
+	if (guard_stop == GUARD_OK)
+		return KL_OK;
+	if (guard_reported)
+		return KL_TEMP;
+	guard_reported = 1;
+	if (guard_stop == GUARD_TIMEOUT)
+		return kl_fail(KL_TEMP, "%s: the TPM did not answer within %ld s (tpm_timeout_seconds)",
+		    call, kl_tpm_timeout_seconds);
+	return kl_fail(KL_TEMP, "%s: stopped by %s", call, kl_stop_requested == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---------------------------------------------------------------- leftovers */
+
+/*
+ * Is tcti a TPM without a resource manager, which kl is the only user of
+ * while connected? swtpm and mssim serve one connection at a time, and
+ * /dev/tpmN opens once. A resource manager (/dev/tpmrmN, tabrmd) flushes a
+ * client's objects itself and has other clients: never there.
+ */
+static int
+tcti_is_raw(const char *tcti)
+{
+	const char *conf = tcti ? strchr(tcti, ':') : NULL, *base;
+	size_t nlen;
+
+	if (tcti == NULL || conf == NULL)
+		return 0;
+	nlen = (size_t)(conf - tcti);
+	if (strstr(tcti, "swtpm") == tcti || strstr(tcti, "mssim") == tcti ||
+	    strstr(tcti, "libtss2-tcti-swtpm") == tcti || strstr(tcti, "libtss2-tcti-mssim") == tcti)
+		return 1;
+	if (!((nlen == 6 && strncmp(tcti, "device", 6) == 0) ||
+	    strncmp(tcti, "libtss2-tcti-device", 19) == 0))
+		return 0;
+	base = strrchr(conf + 1, '/');
+	base = base ? base + 1 : conf + 1;
+	return strncmp(base, "tpm", 3) == 0 && base[3] >= '0' && base[3] <= '9' &&
+	    base[3 + strspn(base + 3, "0123456789")] == '\0';
+}
+
+/* Saved sessions are listed from 0x03000000 but keep their 0x02/0x03 handles. */
+static int
+same_kind(TPM2_HANDLE h, UINT32 first)
+{
+	UINT32 ht = h >> TPM2_HR_SHIFT, ft = first >> TPM2_HR_SHIFT;
+
+	if (ft == TPM2_HT_TRANSIENT)
+		return ht == TPM2_HT_TRANSIENT;
+	return ht == TPM2_HT_HMAC_SESSION || ht == TPM2_HT_POLICY_SESSION;
+}
+
+/* Flush every handle of one range (transient, loaded or saved sessions); count them. */
+static int
+flush_range(struct kl_tpm *t, UINT32 first, unsigned *flushed)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more = TPM2_YES;
+	UINT32 next = first;
+	TSS2_RC r;
+
+	while (more) {
+		r = Esys_GetCapability(t->esys, NONE, NONE, NONE, TPM2_CAP_HANDLES, next,
+		    TPM2_MAX_CAP_HANDLES, &more, &cap);
+		if (r != TSS2_RC_SUCCESS)
+			return tpm_fail("Esys_GetCapability", r);
+		if (cap == NULL || cap->data.handles.count > TPM2_MAX_CAP_HANDLES) {
+			Esys_Free(cap);
+			return bad_output("Esys_GetCapability");
+		}
+		if (cap->data.handles.count == 0)
+			more = TPM2_NO;
+		for (UINT32 i = 0; i < cap->data.handles.count; i++) {
+			TPM2_HANDLE h = cap->data.handles.handle[i];
+			ESYS_TR tr;
+
+			next = h + 1;
+			if (!same_kind(h, first)) {
+				more = TPM2_NO;	/* past the range asked for */
+				break;
+			}
+			r = Esys_TR_FromTPMPublic(t->esys, h, NONE, NONE, NONE, &tr);
+			if (r == TSS2_RC_SUCCESS)
+				r = Esys_FlushContext(t->esys, tr);
+			if (r == TSS2_RC_SUCCESS)
+				(*flushed)++;
+			else
+				kl_debug("leftover 0x%08x: not flushed: %s", h, Tss2_RC_Decode(r));
+		}
+		Esys_Free(cap);
+		cap = NULL;
+	}
+	return KL_OK;
+}
+
+static int
+flush_leftovers(struct kl_tpm *t)
+{
+	static const UINT32 ranges[] = {
+		TPM2_TRANSIENT_FIRST, TPM2_LOADED_SESSION_FIRST, TPM2_ACTIVE_SESSION_FIRST,
+	};
+	unsigned flushed = 0;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if ((rc = flush_range(t, ranges[i], &flushed)) != KL_OK)
+			return rc;
+	if (flushed > 0)
+		kl_notice("flushed %u leftover objects/sessions (no resource manager)", flushed);
+	return KL_OK;
+}
+
+static char init_line[512];
+static size_t init_len;
+
+static void
+init_timeout(int sig)
+{
+	(void)sig;
+	if (write(2, init_line, init_len) < 0)
+		_exit(KL_TEMP);
+	_exit(KL_TEMP);
+}
+
+/*
+ * Tss2_TctiLdr_Initialize under a timer: the swtpm TCTI already talks to
+ * the TPM's control channel here, in a read() that tss2 restarts after
+ * EINTR, and before the guard exists. The only way out of that read is to
+ * end the process, with one line (TERM/INT end it at once: nothing is
+ * loaded yet).
+ */
+static TSS2_RC
+tctildr_init(const char *tcti, TSS2_TCTI_CONTEXT **out)
+{
+	struct sigaction sa, old;
+	TSS2_RC r;
+	int n;
+
+	n = snprintf(init_line, sizeof(init_line), "%s: error: cannot open TPM: %s: no answer "
+	    "within %ld s (tpm_timeout_seconds)\n", kl_progname, tcti && *tcti ? tcti : "(default)",
+	    kl_tpm_timeout_seconds);
+	init_len = n < 0 ? 0 : (size_t)n < sizeof(init_line) ? (size_t)n : sizeof(init_line) - 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = init_timeout;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &old);
+	alarm((unsigned)kl_tpm_timeout_seconds);
+	r = Tss2_TctiLdr_Initialize(tcti && *tcti ? tcti : NULL, out);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	return r;
+}
+
+/* The TCTI could not be loaded or reached: where to look when there is no TPM. */
+static int
+open_fail(const char *tcti, TSS2_RC r)
+{
+	const char *name = tcti && *tcti ? tcti : "(default)";
+
+	if (tcti == NULL || *tcti == '\0' || strncmp(tcti, "device", 6) == 0)
+		return kl_fail(rc_class(r), "cannot open TPM: %s: %s (0x%x): is there a TPM? "
+		    "(enabled in the firmware setup? driver loaded? see ls /dev/tpm*)",
+		    name, Tss2_RC_Decode(r), r);
+	return kl_fail(rc_class(r), "cannot open TPM: %s: %s (0x%x)", name, Tss2_RC_Decode(r), r);
 }
 
 /* ---------------------------------------------------------------- context */
@@ -154,22 +537,33 @@ int
 kl_tpm_open(struct kl_tpm *t, const char *tcti)
 {
 	TSS2_RC r;
+	int fd, rc;
 
 	memset(t, 0, sizeof(*t));
 	/* tss2 logs its own errors to stderr; kl logs one line per event. */
 	setenv("TSS2_LOG", "all+none", 0);
-	r = Tss2_TctiLdr_Initialize(tcti && *tcti ? tcti : NULL, &t->tcti);
-	if (r != TSS2_RC_SUCCESS)
-		return kl_fail(rc_class(r), "cannot open TPM: %s: %s (0x%x)",
-		    tcti && *tcti ? tcti : "(default)", Tss2_RC_Decode(r), r);
-	r = Esys_Initialize(&t->esys, t->tcti, NULL);
+	fd = lowest_free();
+	if ((r = tctildr_init(tcti, &t->tcti)) != TSS2_RC_SUCCESS)
+		return open_fail(tcti, r);
+	if ((t->guard = guard_new(t->tcti, fd)) == NULL) {
+		kl_tpm_close(t);
+		return kl_fail(KL_TEMP, "out of memory");
+	}
+	/* From here TERM/INT go through the guard (kl_prog.h). */
+	kl_stop_deferred = 1;
+	r = Esys_Initialize(&t->esys, (TSS2_TCTI_CONTEXT *)(void *)t->guard, NULL);
 	if (r != TSS2_RC_SUCCESS) {
-		Tss2_TctiLdr_Finalize(&t->tcti);
-		return tpm_fail("Esys_Initialize", r);
+		rc = tpm_fail("Esys_Initialize", r);
+		kl_tpm_close(t);
+		return rc;
 	}
 	r = Esys_Startup(t->esys, TPM2_SU_CLEAR);
 	if (r != TSS2_RC_SUCCESS && !is_tpm_rc(r, TPM2_RC_INITIALIZE)) {
-		int rc = tpm_fail("Esys_Startup", r);
+		rc = tpm_fail("Esys_Startup", r);
+		kl_tpm_close(t);
+		return rc;
+	}
+	if (tcti_is_raw(tcti) && (rc = flush_leftovers(t)) != KL_OK) {
 		kl_tpm_close(t);
 		return rc;
 	}
@@ -179,12 +573,23 @@ kl_tpm_open(struct kl_tpm *t, const char *tcti)
 void
 kl_tpm_close(struct kl_tpm *t)
 {
+	if (t->guard)
+		t->guard->closing = 1;
+	/* A TPM that stopped answering gets nothing more (the guard would refuse it). */
+	if (guard_stop == GUARD_TIMEOUT)
+		t->ntracked = 0;
 	while (t->ntracked > 0)
 		kl_tpm_flush(t, t->tracked[t->ntracked - 1]);
 	if (t->esys)
 		Esys_Finalize(&t->esys);
 	if (t->tcti)
 		Tss2_TctiLdr_Finalize(&t->tcti);
+	free(t->guard);
+	t->guard = NULL;
+	kl_stop_deferred = 0;
+	/* A stop no TPM command reported: end the step now, as outside the TPM. */
+	if (kl_stop_requested && !guard_reported)
+		kl_stop_exit();
 }
 
 /* ---------------------------------------------------------------- marshalling */

@@ -34,6 +34,7 @@
 struct kl_tpm {
 	ESYS_CONTEXT *esys;
 	TSS2_TCTI_CONTEXT *tcti;
+	struct kl_tcti_guard *guard;	/* timeout and TERM/INT in front of tcti (kl_tpm.c) */
 	ESYS_TR tracked[KL_TPM_MAX_TRACKED];	/* transient objects and sessions to flush */
 	size_t ntracked;
 };
@@ -75,8 +76,19 @@ struct kl_key_info {
  * "device:/dev/tpmrm0", ...) and send TPM2_Startup(CLEAR) (an already started
  * TPM is fine). tss2's own log lines are silenced unless TSS2_LOG is set.
  * On failure nothing is left open.
+ *
+ * On a TPM without a resource manager (swtpm:, mssim:, device:/dev/tpmN --
+ * one user at a time by construction; never device:/dev/tpmrmN or tabrmd:),
+ * transient objects and sessions left by a killed process are flushed here,
+ * with one notice line: kl is the only user, and three leftovers fill
+ * swtpm's slots.
+ *
+ * While the TPM is open, every command waits at most kl_tpm_timeout_seconds
+ * (kl_prog.h; the tpm_timeout_seconds key) * for its answer, and SIGTERM/SIGINT end the command in flight (kl_prog.h):
+ * both fail with KL_TEMP and one line.
  */
 int kl_tpm_open(struct kl_tpm *t, const char *tcti);
+
 
 /* Flush every transient object and session this kl_tpm made, then disconnect. */
 void kl_tpm_close(struct kl_tpm *t);

@@ -7,6 +7,7 @@
  * Firmware Profile (section 10, "Event Logging").
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,10 +40,32 @@ struct algs {
 	uint16_t size[MAX_ALGS];
 };
 
+/* kl_uefi_probe: failures are warnings ending in this, not errors. */
+static const char *demoted;
+
+static int ufail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* kl_fail, or a warning while kl_uefi_probe runs. */
+static int
+ufail(int rc, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (demoted)
+		kl_warn("%s%s", msg, demoted);
+	else
+		kl_err("%s", msg);
+	return rc;
+}
+
 static int
 bad(const struct cursor *c, size_t off, const char *what)
 {
-	return kl_fail(KL_PERM, "UEFI log %s: offset %zu: %s", c->path, off, what);
+	return ufail(KL_PERM, "UEFI log %s: offset %zu: %s", c->path, off, what);
 }
 
 /* Are n more bytes there? If not, log "truncated <field>". */
@@ -263,10 +286,10 @@ kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *le
 	if (max_bytes == 0)
 		max_bytes = KL_UEFI_LOG_MAX;
 	if ((fd = kl_file_open_log(path, "KL_MEASUREDBOOT_ML_FD")) < 0)
-		return kl_fail(errno == EIO ? KL_TEMP : KL_PERM, "UEFI log %s: %s", path, strerror(errno));
+		return ufail(errno == EIO ? KL_TEMP : KL_PERM, "UEFI log %s: %s", path, strerror(errno));
 	if ((b = malloc(cap)) == NULL) {
 		close(fd);
-		return kl_fail(KL_TEMP, "UEFI log %s: out of memory", path);
+		return ufail(KL_TEMP, "UEFI log %s: out of memory", path);
 	}
 	for (;;) {
 		ssize_t r;
@@ -275,7 +298,7 @@ kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *le
 			unsigned char *nb = realloc(b, cap * 2);
 
 			if (nb == NULL) {
-				rc = kl_fail(KL_TEMP, "UEFI log %s: out of memory", path);
+				rc = ufail(KL_TEMP, "UEFI log %s: out of memory", path);
 				break;
 			}
 			b = nb;
@@ -285,7 +308,7 @@ kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *le
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			rc = kl_fail(errno == EIO ? KL_TEMP : KL_PERM, "UEFI log %s: read: %s",
+			rc = ufail(errno == EIO ? KL_TEMP : KL_PERM, "UEFI log %s: read: %s",
 			    path, strerror(errno));
 			break;
 		}
@@ -293,7 +316,7 @@ kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *le
 			break;
 		got += (size_t)r;
 		if (got > max_bytes) {
-			rc = kl_fail(KL_PERM, "UEFI log %s: larger than %zu bytes", path, max_bytes);
+			rc = ufail(KL_PERM, "UEFI log %s: larger than %zu bytes", path, max_bytes);
 			break;
 		}
 	}
@@ -307,4 +330,18 @@ kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *le
 	*buf = b;
 	*len = got;
 	return KL_OK;
+}
+
+int
+kl_uefi_probe(const char *path, const char *suffix, uint64_t *event_count)
+{
+	unsigned char *buf = NULL;
+	size_t len;
+	int rc;
+
+	demoted = suffix;
+	rc = kl_uefi_read(path, 0, &buf, &len, event_count);
+	demoted = NULL;
+	free(buf);
+	return rc;
 }

@@ -47,4 +47,11 @@ int kl_uefi_parse(const unsigned char *buf, size_t len, const char *path, uint64
 int kl_uefi_read(const char *path, size_t max_bytes, unsigned char **buf, size_t *len,
     uint64_t *event_count);
 
+/*
+ * kl_uefi_read for its event count only, with any failure logged as one
+ * warning (the error text plus suffix) instead of an error: for an offer
+ * the verifier may not take up (kl-negotiate). Returns as kl_uefi_read.
+ */
+int kl_uefi_probe(const char *path, const char *suffix, uint64_t *event_count);
+
 #endif

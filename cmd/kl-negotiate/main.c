@@ -109,19 +109,20 @@ log_items(struct kl_prog *p, time_t boot, json_t *items)
 	char *ckpt = kl_config_path(&p->cfg, KL_IMA_CHECKPOINT_NAME, NULL);
 	int rc = KL_OK;
 
+	/*
+	 * A log that cannot be read or parsed is left out of the offer with a
+	 * warning: the verifier may not want it, and refusing here would block
+	 * attestation altogether. kl-quote fails if it is asked for all the same.
+	 */
 	if (uefi && access(uefi, F_OK) == 0) {
-		unsigned char *buf = NULL;
-		size_t len;
 		uint64_t n;
 
-		if ((rc = kl_uefi_read(uefi, KL_UEFI_LOG_MAX, &buf, &len, &n)) != KL_OK)
-			goto out;
-		free(buf);
-		json_array_append_new(items, json_pack("{s:s,s:s,s:{s:s,s:I,s:b,s:b,s:[s]}}",
-		    "evidence_class", "log", "evidence_type", "uefi_log", "capabilities",
-		    "evidence_version", p->cfg.uefi_logs_evidence_version,
-		    "entry_count", (json_int_t)n, "supports_partial_access", 0,
-		    "appendable", 0, "formats", "application/octet-stream"));
+		if (kl_uefi_probe(uefi, ": not offered", &n) == KL_OK)
+			json_array_append_new(items, json_pack("{s:s,s:s,s:{s:s,s:I,s:b,s:b,s:[s]}}",
+			    "evidence_class", "log", "evidence_type", "uefi_log", "capabilities",
+			    "evidence_version", p->cfg.uefi_logs_evidence_version,
+			    "entry_count", (json_int_t)n, "supports_partial_access", 0,
+			    "appendable", 0, "formats", "application/octet-stream"));
 	} else {
 		kl_debug("no UEFI log at %s", uefi ? uefi : "?");
 	}

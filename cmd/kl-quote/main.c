@@ -135,8 +135,8 @@ ima_log(struct kl_prog *p, const json_t *ch, time_t boot, json_t **item)
 		goto out;
 	*item = json_pack("{s:s,s:s,s:{s:I,s:s%}}", "evidence_class", "log", "evidence_type", "ima_log",
 	    "data", "entry_count", (json_int_t)count, "entries", entries, len);
-	if (*item == NULL) {
-		rc = kl_fail(KL_PERM, "IMA log %s: the entries are not valid UTF-8 text", log);
+	if (*item == NULL) {	/* kl_ima_read gives UTF-8 text (kl_ima.h) */
+		rc = kl_fail(KL_TEMP, "out of memory");
 		goto out;
 	}
 	kl_info("IMA log: %llu entries from offset %lld", (unsigned long long)count, off);

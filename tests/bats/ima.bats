@@ -275,11 +275,39 @@ PY
 	tail -n 2 "$SAMPLE" | cmp "$out" -
 }
 
-@test "ima: bytes that are not text are forwarded untouched" {
-	printf '10 aa ima-ng sha256:00 /bin/\xff\x01\tx\r\n10 bb ima-ng sha256:11 /bin/y z\n' >"$log"
-	run -0 kl_unit ima read "$log" "$ck" 100 0 0 "$out"
+@test "ima: control bytes are forwarded untouched" {
+	printf '10 aa ima-ng sha256:00 /bin/\x01\tx\r\n10 bb ima-ng sha256:11 /bin/y z\n' >"$log"
+	run -0 --separate-stderr kl_unit ima read "$log" "$ck" 100 0 0 "$out"
 	[ "$(field count)" = 2 ]
 	cmp "$out" "$log"
+	[ -z "$stderr" ]
+}
+
+# Before issue 9 the \xff of the test above was forwarded as is, and kl-quote
+# then refused the log for ever (JSON carries only UTF-8).
+@test "ima: a line that is not UTF-8 gets U+FFFD per maximal invalid subpart, with one warning, once" {
+	local fffd
+	fffd=$(printf '\xef\xbf\xbd')
+	printf '10 aa ima-ng sha256:00 /bin/x\n10 bb ima-ng sha256:11 /bin/caf\xc3\xa9\n' >"$log"
+	# Latin-1 e-acute, an overlong NUL (two bytes, each invalid), a cut 3-byte sequence.
+	printf '10 cc ima-ng sha256:22 /tmp/caf\xe9 \xc0\x80 \xe2\x82x\n' >>"$log"
+	printf '10 dd ima-ng sha256:33 /bin/y\n' >>"$log"
+	run -0 --separate-stderr kl_unit ima read "$log" "$ck" 100 0 0 "$out"
+	[ "$(field count)" = 4 ]
+	[ "$stderr" = "test_ima: warning: IMA log $log: entry 2 (line 3) is not UTF-8 (a file name in another encoding?): sent with U+FFFD for the invalid bytes; the verifier cannot match its template hash" ]
+	diff <(sed -n 1,2p "$out") <(sed -n 1,2p "$log")
+	[ "$(sed -n 3p "$out")" = "10 cc ima-ng sha256:22 /tmp/caf$fffd $fffd$fffd ${fffd}x" ]
+	[ "$(sed -n 4p "$out")" = "10 dd ima-ng sha256:33 /bin/y" ]
+	# The same as Python's errors="replace" (the verifier's side of the rule).
+	python3 -c 'import sys; sys.stdout.buffer.write(open(sys.argv[1], "rb").read().decode("utf-8", "replace").encode())' "$log" | cmp - "$out"
+	# Once: the checkpoint remembers; from an offset after it, nothing to say either.
+	grep -q '"warned":3' "$ck"
+	run -0 --separate-stderr kl_unit ima read "$log" "$ck" 100 1 0 "$out"
+	[ -z "$stderr" ]
+	[ "$(sed -n 2p "$out")" = "10 cc ima-ng sha256:22 /tmp/caf$fffd $fffd$fffd ${fffd}x" ]
+	# Without a checkpoint, every run warns.
+	run -0 --separate-stderr kl_unit ima read "$log" - 100 0 0 "$out"
+	[ "${#stderr_lines[@]}" -eq 1 ]
 }
 
 @test "ima: a checkpoint that cannot be written costs time, not the result" {

@@ -84,6 +84,23 @@ sent() { requests '?method=POST' | jq '.[-1].body | fromjson'; }
 	[ "$stderr" = "kl-negotiate: warning: IMA log $IMA_LOG is empty: not offered" ]
 }
 
+@test "kl-negotiate: a malformed or unreadable UEFI log is left out of the offer with one warning" {
+	agent_new "$BATS_TEST_TMPDIR"
+	rm -f "$IMA_LOG"
+	sed -i "s/^uuid = .*/uuid = \"$FILE_ID\"/" "$KEYLIME_AGENT_CONFIG"
+	printf 'not a TCG log' >"$D/no-uefi-log"
+	run -0 --separate-stderr kl_run kl-negotiate <"$SES"
+	[ "$stderr" = "kl-negotiate: warning: UEFI log $D/no-uefi-log: offset 0: truncated event header (13 bytes left, 28 needed): not offered" ]
+	sent | jq -e '.data.attributes.evidence_supported | map(.evidence_type) == ["tpm_quote"]'
+	jq -e '.challenge.requested == ["tpm_quote"]' <<<"$output"
+	rm "$D/no-uefi-log"
+	mkdir "$D/no-uefi-log"
+	run -0 --separate-stderr kl_run kl-negotiate <"$SES"
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "kl-negotiate: warning: UEFI log $D/no-uefi-log: "*": not offered" ]]
+	sent | jq -e '.data.attributes.evidence_supported | map(.evidence_type) == ["tpm_quote"]'
+}
+
 # ------------------------------------------------------------------ the 201
 
 @test "kl-negotiate: the 201 becomes the challenge member; an earlier cycle's members are dropped" {
