@@ -133,8 +133,8 @@ bench:
 # commented example agent.conf in $(DOCDIR)/examples and, only when there is
 # none yet, as $(SYSCONFDIR)/keylime/agent.conf. `make uninstall` removes all
 # of it, and agent.conf only while it is still the unchanged example.
-MAN1 = $(patsubst %,man/%.1,kl-register kl-session kl-negotiate kl-quote kl-submit)
-MAN8 = man/kl-agent.8
+MAN1 = $(wildcard man/*.1)
+MAN8 = $(wildcard man/*.8)
 KLCONF = $(DESTDIR)$(SYSCONFDIR)/keylime
 
 install: all

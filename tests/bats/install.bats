@@ -18,12 +18,12 @@ listing() { (cd "$1" && find . -mindepth 1 \( -type f -o -type d \) -printf '%M 
 	inst "$d" install PREFIX=/usr
 	listing "$d" >"$BATS_TEST_TMPDIR/got"
 	{
-		for p in kl-agent kl-negotiate kl-quote kl-register kl-session kl-submit; do
-			echo "-rwxr-xr-x ./usr/bin/$p"
+		# Every program of cmd/ and every page of man/.
+		for p in "$KL_TOP"/cmd/*/; do
+			p=${p%/}; echo "-rwxr-xr-x ./usr/bin/${p##*/}"
 		done
-		for m in man1/kl-negotiate.1 man1/kl-quote.1 man1/kl-register.1 man1/kl-session.1 \
-			man1/kl-submit.1 man8/kl-agent.8; do
-			echo "-rw-r--r-- ./usr/share/man/$m"
+		for m in "$KL_TOP"/man/*.[18]; do
+			m=${m##*/}; echo "-rw-r--r-- ./usr/share/man/man${m##*.}/$m"
 		done
 		for u in kl-agent-once.service kl-agent-once.timer kl-agent.service; do
 			echo "-rw-r--r-- ./usr/lib/systemd/system/$u"
@@ -110,7 +110,7 @@ config_keys() {
 	keys=$(config_keys)
 	[ "$(wc -l <<<"$keys")" -ge 30 ]
 	for k in $keys; do
-		grep -q "^#$k = " "$KL_TOP/dist/agent.conf" || fail "dist/agent.conf lacks $k"
+		grep -q "^#$k = " "$KL_TOP/dist/agent.conf" || { echo "dist/agent.conf lacks $k" >&2; return 1; }
 	done
 	# Nothing is set in the installed file: every value line is a comment.
 	run -1 grep -E '^[a-z_]+ *=' "$KL_TOP/dist/agent.conf"
