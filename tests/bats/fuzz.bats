@@ -2,11 +2,12 @@
 # The libFuzzer targets of tests/fuzz/ (one per parser: the stdin document of
 # each step, the verifier's and the registrar's replies, TOML and the
 # configuration file, the IMA log and its checkpoint, the UEFI log,
-# Retry-After, the field decoders). Each runs its seed corpus
+# Retry-After, the field decoders, the state files). Each runs its seed corpus
 # (tests/fuzz/corpus/<name>/) and then mutates, KL_FUZZ_RUNS (30000) inputs or
 # about KL_FUZZ_SECONDS (1; libFuzzer stops within the next second) whichever
 # comes first, under ASan+UBSan: any crash, leak, sanitizer report or hang
-# (-timeout) fails the test. The 15 targets take about 25 s in all. `make fuzz` builds them; skipped only when clang's fuzzer runtime is
+# (-timeout) fails the test. The 16 targets take about 25 s in all.
+# `make fuzz` builds them; skipped only when clang's fuzzer runtime is
 # missing (scripts/deps installs it: libclang-rt-14-dev).
 load helpers
 
@@ -58,6 +59,7 @@ fuzz_ok() {
 @test "fuzz: uefi (UEFI event log structure)" { fuzz_ok uefi; }
 @test "fuzz: http (Retry-After: delta-seconds and HTTP dates)" { fuzz_ok http; }
 @test "fuzz: util (base64, hex, RFC 3339 times, UUIDs)" { fuzz_ok util; }
+@test "fuzz: state (the AK file and the status file, cut short or corrupt)" { fuzz_ok state; }
 
 @test "fuzz: every target in tests/fuzz/ has a seed corpus and a test here" {
 	[ -z "${FUZZ_SKIP:-}" ] || skip "$FUZZ_SKIP"
