@@ -19,7 +19,7 @@ setup_file() {
 		export FUZZ_SKIP="no clang fuzzer runtime (install libclang-rt-14-dev: scripts/deps)"
 		return 0
 	fi
-	make -s -C "$KL_TOP" BUILD="$KL_BUILD" fuzz >"$BATS_FILE_TMPDIR/make.log" 2>&1 ||
+	make -s -j2 -C "$KL_TOP" BUILD="$KL_BUILD" fuzz >"$BATS_FILE_TMPDIR/make.log" 2>&1 ||
 		{ cat "$BATS_FILE_TMPDIR/make.log" >&2; return 1; }
 }
 
