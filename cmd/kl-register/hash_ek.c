@@ -1,5 +1,5 @@
 /*
- * hash_ek.c - the agent id of uuid = "hash_ek" (PROTOCOL.md §2.9): lowercase
+ * hash_ek.c - the agent id of uuid = "hash_ek" (docs/protocol.md §2.9): lowercase
  * hex SHA-256 of the EK public key as OpenSSL's PEM_write_bio_PUBKEY writes it
  * (the file `tpm2_readpublic -c ek -f pem` writes), newlines included.
  *
