@@ -175,3 +175,27 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# `make fuzz`: one libFuzzer target per parser (tests/fuzz/<name>.c) into
+# $(FUZZ_BUILD)/<name>, every lib module instrumented; clang and its fuzzer
+# runtime (Debian libclang-rt-14-dev) come from scripts/deps. Run one with
+# `$(FUZZ_BUILD)/toml tests/fuzz/corpus/toml`; tests/bats/fuzz.bats runs each
+# for a few seconds.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= $(BUILD)/fuzz
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = -O1 -g -fno-omit-frame-pointer -std=c11 -Wall -Wextra -Werror -Wformat=2 \
+                -Wvla -Wshadow -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_CPPFLAGS = $(filter-out -D_FORTIFY_SOURCE=%,$(CPPFLAGS))
+FUZZ_NAMES    = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_LIB_OBJS = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
+
+.PHONY: fuzz
+fuzz: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_NAMES))
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(addprefix $(FUZZ_BUILD)/,$(FUZZ_NAMES)): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
