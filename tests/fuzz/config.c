@@ -5,6 +5,7 @@
  * No KEYLIME_* variable of the caller's environment takes part.
  */
 #include "fuzz.h"
+#include "kl_cli.h"
 #include "kl_config.h"
 
 extern char **environ;
@@ -35,14 +36,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *file;
 	struct kl_config cfg;
-	char arg0[] = "kl-fuzz", *argv[] = { arg0, NULL };
+	struct kl_cli_flags flags = { 0 };
 
 	if (file == NULL) {
 		file = fuzz_path("agent.conf");
 		clean_env(file);
 	}
 	fuzz_write(file, data, size);
-	if (kl_config_load(&cfg, 1, argv, NULL) != 0)
+	if (kl_config_load(&cfg, &flags) != 0)
 		return 0;
 	free(kl_config_verifier_ca(&cfg));
 	free(kl_config_registrar_ca(&cfg));
