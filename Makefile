@@ -30,7 +30,7 @@ kl-quote_LIB      = $(BASE_LIB) $(TPM_LIB) kl_identity kl_ima kl_uefi
 kl-quote_PKGS     = $(BASE_PKGS) $(TPM_PKGS)
 kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
-kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_crypto_rand
+kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_metrics kl_crypto_rand
 kl-agent_PKGS     = $(BASE_PKGS)
 
 ALL_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)

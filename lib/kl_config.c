@@ -78,6 +78,7 @@ static const struct key keys[] = {
 	S(run_as, ""),
 	S(tcti, ""),
 	S(status_path, "default"),
+	S(metrics_textfile, ""),
 };
 
 /*
@@ -632,6 +633,14 @@ char *
 kl_config_status_path(const struct kl_config *cfg)
 {
 	return kl_config_path(cfg, cfg->status_path, "kl-status.json");
+}
+
+char *
+kl_config_metrics_path(const struct kl_config *cfg)
+{
+	if (cfg->metrics_textfile == NULL || cfg->metrics_textfile[0] == '\0')
+		return NULL;
+	return kl_config_path(cfg, cfg->metrics_textfile, NULL);
 }
 
 char *
