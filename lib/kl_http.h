@@ -18,6 +18,7 @@
 #ifndef KL_HTTP_H
 #define KL_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -81,6 +82,22 @@ struct kl_http_resp {
  */
 int kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl_http_resp *resp);
 void kl_http_resp_release(struct kl_http_resp *resp);
+
+/*
+ * Dry-run mode (--dry-run of kl-register, kl-session, kl-negotiate and
+ * kl-submit): kl_http_do checks and builds the first request as usual, then
+ * opens no connection. It keeps the request as the program's answer
+ * (kl_prog_answer, kl_prog.h), a JSON document
+ *   {"dry_run":true,"method":"POST","url":"...","headers":{"User-Agent":...,
+ *    "Content-Type":...,"Accept":...,"Authorization":"Bearer <redacted>"},
+ *    "body":<the JSON body, the text of another body, or null>}
+ * and returns KL_PERM without a log line, so the program unwinds as after any
+ * failure (its TPM objects flushed) and kl_prog_finish prints the request and
+ * exits 0. The token is never in it.
+ */
+extern bool kl_http_dry_run;
+#define KL_HTTP_DRY_RUN_OPT KL_CLI_FLAG("dry-run", &kl_http_dry_run, \
+	"print the request this step would send (token redacted) as JSON; open no connection")
 
 /*
  * Retry-After value (RFC 9110 10.2.3): delta-seconds, or an HTTP-date

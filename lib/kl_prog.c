@@ -12,6 +12,7 @@
 #include "kl_banned.h"
 
 volatile sig_atomic_t kl_stop_requested;
+json_t *kl_prog_answer;
 
 static void
 on_stop(int sig)
@@ -94,6 +95,12 @@ kl_prog_retry_doc(const struct kl_prog *p, long status, long after)
 int
 kl_prog_finish(struct kl_prog *p, int rc, json_t *out)
 {
+	if (kl_prog_answer != NULL) {
+		json_decref(out);
+		out = kl_prog_answer;
+		kl_prog_answer = NULL;
+		rc = KL_OK;
+	}
 	if (!p->help && out != NULL &&
 	    (rc == KL_OK || (rc == KL_TEMP && json_object_get(out, "retry")))) {
 		int wrc = kl_json_write_stdout(out);

@@ -29,6 +29,12 @@ struct kl_prog {
 	int help;		/* -h was given: usage printed, exit 0 */
 };
 
+/*
+ * When set (kl_http's dry-run mode, kl_http.h), kl_prog_finish writes this
+ * document instead of the step's and exits 0, whatever the step returned.
+ */
+extern json_t *kl_prog_answer;
+
 /* Set by SIGTERM/SIGINT: long operations check it and stop cleanly. */
 extern volatile sig_atomic_t kl_stop_requested;
 
