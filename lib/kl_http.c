@@ -474,7 +474,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	struct xfer x = { 0 };
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	char *retry = NULL;
+	char *retry = NULL, *date = NULL;
 	CURL *h = NULL;
 	CURLcode cc;
 	char url[512];
@@ -524,17 +524,20 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	}
 	if (reply_header(h, "Location", &resp->location) != 0 ||
 	    reply_header(h, "Content-Type", &resp->content_type) != 0 ||
-	    reply_header(h, "Retry-After", &retry) != 0) {
+	    reply_header(h, "Retry-After", &retry) != 0 || reply_header(h, "Date", &date) != 0) {
 		rc = req_fail(KL_TEMP, rq, "out of memory");
 		goto out;
 	}
 	if (retry != NULL)
 		resp->retry_after = kl_http_parse_retry_after(retry, time(NULL));
+	if (date != NULL && (resp->date = curl_getdate(date, NULL)) < 0)
+		resp->date = 0;
 	kl_info("%s %s: HTTP %ld, %zu bytes in %llu ms", rq->method, url,
 	    resp->status, resp->len, (unsigned long long)(kl_now_ms() - t0));
 	rc = KL_OK;
 out:
 	free(retry);
+	free(date);
 	if (h != NULL)
 		curl_easy_cleanup(h);
 	free_headers(hdrs);

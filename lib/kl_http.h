@@ -50,6 +50,7 @@ struct kl_http_resp {
 	char *location;			/* Location header or NULL */
 	char *content_type;		/* or NULL */
 	long retry_after;		/* seconds from Retry-After, -1 when absent or invalid */
+	time_t date;			/* the Date header (clock skew), 0 when absent or invalid */
 	char request_id[40];		/* the X-Request-ID sent (for logs); the
 					   verifier echoes it as X-Request-Id */
 };
