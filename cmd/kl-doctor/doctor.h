@@ -43,6 +43,7 @@ struct doctor {
 	size_t n;
 	char agent_id[80];		/* resolved, "" when unknown */
 	char ak_hash[8], ak_sign[12];	/* the AK file's algorithms, "" when none */
+	char *ak_public;		/* the AK file's TPM2B_PUBLIC in base64, or NULL */
 };
 
 /* report.c */

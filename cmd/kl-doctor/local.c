@@ -296,6 +296,7 @@ check_ak(struct doctor *d, struct kl_tpm *t, const struct kl_ek *ek, struct kl_a
 	} else {
 		snprintf(d->ak_hash, sizeof(d->ak_hash), "%s", akf->hash_alg);
 		snprintf(d->ak_sign, sizeof(d->ak_sign), "%s", akf->signing_alg);
+		d->ak_public = kl_b64_encode(akf->ak_public, akf->ak_public_len);
 		if (!kl_akfile_matches(akf, ek->pub, ek->pub_len, d->cfg.tpm_hash_alg,
 		    d->cfg.tpm_signing_alg)) {
 			dr_add(d, "ak-file", DR_WARN, "kl-register will make a new AK, and the "

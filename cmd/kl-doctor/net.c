@@ -203,6 +203,46 @@ enabled(const struct kl_config *c, const char *v)
 	return 0;
 }
 
+/* The agent's record at the registrar (GET /v<ver>/agents/<id>) against the AK file. */
+static void
+check_registration(struct doctor *d, const struct kl_http_opts *o, const char *base,
+    const char *ver)
+{
+	struct kl_http_resp resp = { 0 };
+	char *url = NULL, *why = NULL;
+	json_t *reply = NULL;
+	const char *aik;
+
+	if (d->agent_id[0] == '\0' || asprintf(&url, "%s/v%s/agents/%s", base, ver,
+	    d->agent_id) < 0) {
+		dr_add(d, "registration", DR_SKIP, NULL, "agent id unknown: record not read");
+		return;
+	}
+	if (get(o, url, NULL, &resp, &why) != KL_OK)
+		dr_add(d, "registration", DR_FAIL, NULL, "%s", why ? why : url);
+	else if (resp.status == 404)
+		dr_add(d, "registration", DR_WARN, "kl-register (or kl-agent) registers it; then "
+		    "enroll it at the verifier", "agent %s is not registered", d->agent_id);
+	else if (resp.status != 200 || kl_json_parse(resp.body, resp.len, url, &reply) != KL_OK)
+		dr_add(d, "registration", DR_SKIP, "keylime_tenant -c regstatus shows it",
+		    "GET %s: HTTP %ld: the registrar does not show the record", url, resp.status);
+	else if ((aik = kl_json_str(kl_json_obj(reply, "results"), "aik_tpm")) == NULL ||
+	    d->ak_public == NULL)
+		dr_add(d, "registration", DR_OK, NULL, "agent %s is registered", d->agent_id);
+	else if (strcmp(aik, d->ak_public) != 0)
+		dr_add(d, "registration", DR_FAIL, "PoP fails with this AK: delete the agent at the "
+		    "registrar and the verifier (keylime_tenant -c regdelete/delete) and register "
+		    "and enroll again, or restore the AK file", "the registrar holds another AK "
+		    "for agent %s than the AK file", d->agent_id);
+	else
+		dr_add(d, "registration", DR_OK, NULL, "agent %s is registered with this AK",
+		    d->agent_id);
+	json_decref(reply);
+	kl_http_resp_release(&resp);
+	free(why);
+	free(url);
+}
+
 void
 dr_registrar(struct doctor *d)
 {
@@ -211,7 +251,7 @@ dr_registrar(struct doctor *d)
 	struct kl_http_resp resp = { 0 };
 	char *base = kl_config_registrar_url(&d->cfg), *ca = NULL, *url = NULL, *why = NULL;
 	json_t *reply = NULL, *res, *v;
-	char theirs[256] = "";
+	char theirs[256] = "", ver[16] = "";
 	const char *cur;
 	size_t i, o2 = 0;
 	int rc, common = 0;
@@ -243,7 +283,10 @@ dr_registrar(struct doctor *d)
 
 		if (s == NULL)
 			continue;
-		common |= enabled(&d->cfg, s);
+		if (enabled(&d->cfg, s) && strlen(s) < sizeof(ver)) {
+			common = 1;
+			snprintf(ver, sizeof(ver), "%s", s);	/* the newest in common */
+		}
 		k = snprintf(theirs + o2, sizeof(theirs) - o2, "%s%.16s", o2 ? ", " : "", s);
 		if (k > 0 && (size_t)k < sizeof(theirs) - o2)
 			o2 += (size_t)k;
@@ -255,6 +298,11 @@ dr_registrar(struct doctor *d)
 	else
 		dr_add(d, "registrar", DR_OK, NULL, "%s answers: API %s (current %s)", base, theirs,
 		    cur ? cur : "not given");
+	if (common) {
+		if (cur != NULL && enabled(&d->cfg, cur) && strlen(cur) < sizeof(ver))
+			snprintf(ver, sizeof(ver), "%s", cur);
+		check_registration(d, &o, base, ver);
+	}
 out:
 	json_decref(reply);
 	kl_http_resp_release(&resp);

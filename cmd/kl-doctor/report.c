@@ -104,6 +104,7 @@ dr_release(struct doctor *d)
 	}
 	for (size_t i = 0; i < d->nfiles; i++)
 		free(d->files[i]);
+	free(d->ak_public);
 	if (d->token)
 		kl_secret_free(d->token, strlen(d->token));
 	if (d->cfg_loaded)
