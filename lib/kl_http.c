@@ -803,3 +803,9 @@ kl_http_global_init(void)
 	return KL_OK;
 }
 
+
+const char *
+kl_http_version(void)
+{
+	return curl_version();
+}

@@ -30,12 +30,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include "doctor.h"
+#include "kl_crypto.h"
 #include "kl_file.h"
+#include "kl_http.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_metrics.h"
@@ -281,7 +281,7 @@ stage_versions(const struct doctor *d, const char *dir)
 	if (uname(&u) != 0)
 		memset(&u, 0, sizeof(u));
 	snprintf(text, sizeof(text), "kl %s\nkernel %s %s %s\n%s\n%s\njansson %s\n", KL_VERSION,
-	    u.sysname, u.release, u.machine, curl_version(), OpenSSL_version(OPENSSL_VERSION),
+	    u.sysname, u.release, u.machine, kl_http_version(), kl_crypto_version(),
 	    jansson_version_str());
 	stage(d, dir, "versions.txt", text, strlen(text));
 }

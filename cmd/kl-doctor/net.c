@@ -12,11 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "doctor.h"
 #include "kl_api.h"
+#include "kl_crypto.h"
 #include "kl_http.h"
 #include "kl_json.h"
 #include "kl_log.h"
@@ -46,30 +44,15 @@ get(const struct kl_http_opts *o, const char *url, const char *bearer,
 static int
 check_ca(struct doctor *d, const char *path)
 {
-	char subject[256] = "";
-	X509 *x, *first = NULL;
-	int n = 0, expired = 0;
-	FILE *f = fopen(path, "re");
+	char subject[256];
+	int n, expired;
 
-	if (f == NULL) {
+	if (kl_crypto_ca_file(path, &n, &expired, subject, sizeof(subject)) != 0) {
 		dr_add(d, "ca", DR_FAIL, "set verifier_tls_ca_cert (or --ca-certificate) to the "
 		    "CA that signed the verifier's certificate (Keylime: cv_ca/cacert.crt)",
 		    "%s: cannot be read", path);
 		return -1;
 	}
-	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-		if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
-			expired++;
-		if (first == NULL)
-			first = x;
-		else
-			X509_free(x);
-		n++;
-	}
-	fclose(f);
-	if (first)
-		X509_NAME_oneline(X509_get_subject_name(first), subject, sizeof(subject));
-	X509_free(first);
 	if (n == 0) {
 		dr_add(d, "ca", DR_FAIL, "the file must hold PEM certificates (BEGIN CERTIFICATE)",
 		    "%s: no PEM certificate in it", path);
