@@ -57,12 +57,13 @@ void dr_release(struct doctor *d);
 
 /*
  * Capture what lib/ logs (one line per event on stderr) while a check runs,
- * at least at level verbose: dr_capture_begin, the calls, dr_capture_end
- * gives the lines without "kl-doctor: <level>: " (new string, "" when none;
+ * at level verbose: dr_capture_begin, the calls, dr_capture_end gives the
+ * lines up to that level without "kl-doctor: <level>: " (new string, "" when none;
  * NULL when out of memory), one a line, and restores stderr.
  */
 struct dr_capture {
 	int saved_fd, saved_verbose;
+	int want;			/* the most verbose level kept */
 	void *tmp;
 };
 int dr_capture_begin(struct dr_capture *c, int verbose);

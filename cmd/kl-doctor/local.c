@@ -449,6 +449,9 @@ dr_logs(struct doctor *d)
 
 /* ---- the pull-mode agent ---- */
 
+/* Where systemd keeps an enabled keylime_agent.service (upstream's unit). */
+#define PULL_UNIT_WANTS "/etc/systemd/system/multi-user.target.wants/keylime_agent.service"
+
 void
 dr_pull_agent(struct doctor *d)
 {
@@ -474,7 +477,11 @@ dr_pull_agent(struct doctor *d)
 	}
 	if (proc)
 		closedir(proc);
-	if (n == 0)
+	if (n == 0 && access(PULL_UNIT_WANTS, F_OK) == 0)
+		dr_add(d, "pull-agent", DR_WARN, "it starts at the next boot and takes the TPM: "
+		    "systemctl disable keylime_agent", "keylime_agent.service is enabled (%s), "
+		    "though not running", PULL_UNIT_WANTS);
+	else if (n == 0)
 		dr_add(d, "pull-agent", DR_OK, NULL, "no keylime_agent (pull mode) process");
 	else
 		dr_add(d, "pull-agent", DR_WARN, "the pull-mode agent uses the same TPM and agent "

@@ -156,25 +156,35 @@ dr_capture_begin(struct dr_capture *c, int verbose)
 	}
 	c->tmp = tmp;
 	c->saved_verbose = kl_verbose;
+	c->want = verbose;
 	if (verbose > kl_verbose)
 		kl_verbose = verbose;
 	return 0;
 }
 
-/* "kl-doctor: warning: what" -> "what". */
+/*
+ * "kl-doctor: warning: what" -> "what", and its level in *rank: 0 error,
+ * warning or notice, 1 info, 2 debug (as kl_verbose counts them).
+ */
 static const char *
-strip_prefix(const char *line)
+strip_prefix(const char *line, int *rank)
 {
-	static const char *const levels[] = { "error: ", "warning: ", "notice: ", "info: ", "debug: " };
+	static const struct { const char *word; int rank; } levels[] = {
+		{ "error: ", 0 }, { "warning: ", 0 }, { "notice: ", 0 }, { "info: ", 1 },
+		{ "debug: ", 2 },
+	};
 	size_t pl = strlen(kl_progname);
 	const char *p = strstr(line, kl_progname);
 
+	*rank = 0;
 	if (p == NULL || p[pl] != ':' || p[pl + 1] != ' ')
 		return line;
 	p += pl + 2;
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-		if (strncmp(p, levels[i], strlen(levels[i])) == 0)
-			return p + strlen(levels[i]);
+		if (strncmp(p, levels[i].word, strlen(levels[i].word)) == 0) {
+			*rank = levels[i].rank;
+			return p + strlen(levels[i].word);
+		}
 	return p;
 }
 
@@ -198,10 +208,15 @@ dr_capture_end(struct dr_capture *c)
 		return NULL;
 	}
 	while (fgets(line, sizeof(line), tmp) != NULL) {
+		const char *what;
+		int rank;
+
 		line[strcspn(line, "\n")] = '\0';
-		if (line[0] == '\0')
+		what = strip_prefix(line, &rank);
+		/* The user's -v must not turn info lines into findings. */
+		if (line[0] == '\0' || rank > c->want)
 			continue;
-		fprintf(o, "%s%s", ftell(o) > 0 ? "\n" : "", strip_prefix(line));
+		fprintf(o, "%s%s", ftell(o) > 0 ? "\n" : "", what);
 	}
 	fclose(tmp);
 	if (fclose(o) != 0) {
