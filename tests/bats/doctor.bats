@@ -127,10 +127,13 @@ result() { jq -r --arg n "$1" '.checks[] | select(.check == $n) | .result' <<<"$
 @test "kl-doctor: the verifier's Date an hour off fails clock; 30 s off warns (exit 0)" {
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" '{"date_skew": 3600}' >/dev/null
 	run -1 --separate-stderr kl_run kl-doctor --json
-	[[ $(check clock) =~ ^fail\ \+(3599|3600)\ s\ from\ the\ verifier\'s\ Date$ ]]
+	# The skew is measured outside the request's time (slower under valgrind).
+	[[ $(check clock) =~ ^fail\ \+([0-9]+)\ s\ from\ the\ verifier\'s\ Date$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 3590 ] && [ "${BASH_REMATCH[1]}" -le 3600 ]
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" '{"date_skew": -30}' >/dev/null
 	run -0 --separate-stderr kl_run kl-doctor --json
-	[[ $(check clock) =~ ^warn\ -(29|30|31)\ s ]]
+	[[ $(check clock) =~ ^warn\ -([0-9]+)\ s ]]
+	[ "${BASH_REMATCH[1]}" -ge 20 ] && [ "${BASH_REMATCH[1]}" -le 31 ]
 	[ "$(jq .summary.fail <<<"$output")" = 0 ]
 }
 
