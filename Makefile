@@ -15,7 +15,7 @@ DESTDIR    ?=
 BUILD      ?= build
 SAN        ?=
 
-PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent
+PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent kl-doctor
 
 # Each program links only the lib modules and libraries it uses. kl_crypto
 # needs libcrypto; kl_crypto_rand (its random numbers) needs no library.
@@ -26,7 +26,7 @@ TPM_LIB   = kl_tpm kl_akfile kl_crypto kl_crypto_rand
 TPM_PKGS  = $(TSS_PKGS) libcrypto
 HTTP_LIB  = kl_http kl_crypto_rand
 
-kl-register_LIB   = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB)
+kl-register_LIB   = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_hash_ek
 kl-register_PKGS  = $(BASE_PKGS) libcurl $(TPM_PKGS)
 kl-session_LIB    = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_identity kl_api
 kl-session_PKGS   = $(BASE_PKGS) libcurl $(TPM_PKGS)
@@ -38,8 +38,10 @@ kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
 kl-verdict_LIB    = $(BASE_LIB) $(HTTP_LIB) kl_api
 kl-verdict_PKGS   = $(BASE_PKGS) libcurl
-kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_crypto_rand
+kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_metrics kl_crypto_rand
 kl-agent_PKGS     = $(BASE_PKGS)
+kl-doctor_LIB     = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_hash_ek kl_api
+kl-doctor_PKGS    = $(BASE_PKGS) libcurl $(TPM_PKGS)
 
 ALL_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
 

@@ -81,6 +81,7 @@ static const struct key keys[] = {
 	S(status_path, "default"),
 	B(proxy_from_env, 1),
 	I(verdict_timeout_seconds, 1, 86400, 30),
+	S(metrics_textfile, ""),
 };
 
 /*
@@ -635,6 +636,14 @@ char *
 kl_config_status_path(const struct kl_config *cfg)
 {
 	return kl_config_path(cfg, cfg->status_path, "kl-status.json");
+}
+
+char *
+kl_config_metrics_path(const struct kl_config *cfg)
+{
+	if (cfg->metrics_textfile == NULL || cfg->metrics_textfile[0] == '\0')
+		return NULL;
+	return kl_config_path(cfg, cfg->metrics_textfile, NULL);
 }
 
 char *

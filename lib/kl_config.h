@@ -77,6 +77,7 @@ struct kl_config {
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
 	bool proxy_from_env;			/* true: HTTPS_PROXY/NO_PROXY as curl (kl) */
 	long verdict_timeout_seconds;		/* 30 (kl, kl-verdict): wait for the verdict */
+	char *metrics_textfile;			/* "" = off; Prometheus textfile (kl-agent) */
 
 	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */
@@ -111,6 +112,8 @@ char *kl_config_registrar_ca(const struct kl_config *cfg);
 char *kl_config_agent_data(const struct kl_config *cfg);
 /* status_path resolved: "default" -> <keylime_dir>/kl-status.json. */
 char *kl_config_status_path(const struct kl_config *cfg);
+/* metrics_textfile resolved (relative: under keylime_dir); NULL when off or out of memory. */
+char *kl_config_metrics_path(const struct kl_config *cfg);
 /* "http://127.0.0.1:8890" or "https://host:8891" (--registrar-url wins). */
 char *kl_config_registrar_url(const struct kl_config *cfg);
 /* "/v3.0" from api_version ("v3.0", "3.0", "v3" -> "/v3" ...); borrowed. */

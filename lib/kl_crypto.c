@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
@@ -193,23 +194,31 @@ ec_key(const struct kl_crypto_pubkey *k, OSSL_PARAM_BLD *bld)
 	return pkey_from(bld, "EC");
 }
 
+/* OpenSSL's key for k, or NULL. */
+static EVP_PKEY *
+pkey_of(const struct kl_crypto_pubkey *k)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	EVP_PKEY *pk = NULL;
+
+	if (bld != NULL && k->type == KL_CRYPTO_RSA)
+		pk = rsa_key(k, bld);
+	else if (bld != NULL && k->type == KL_CRYPTO_EC)
+		pk = ec_key(k, bld);
+	OSSL_PARAM_BLD_free(bld);
+	return pk;
+}
+
 int
 kl_crypto_pubkey_pem(const struct kl_crypto_pubkey *k, char **pem, size_t *len)
 {
-	OSSL_PARAM_BLD *bld;
-	EVP_PKEY *pk = NULL;
+	EVP_PKEY *pk = pkey_of(k);
 	BIO *bio = NULL;
 	char *text;
 	long n;
 	int rc = -1;
 
 	*pem = NULL;
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-		return -1;
-	if (k->type == KL_CRYPTO_RSA)
-		pk = rsa_key(k, bld);
-	else if (k->type == KL_CRYPTO_EC)
-		pk = ec_key(k, bld);
 	if (pk == NULL || (bio = BIO_new(BIO_s_mem())) == NULL ||
 	    PEM_write_bio_PUBKEY(bio, pk) != 1 || (n = BIO_get_mem_data(bio, &text)) <= 0 ||
 	    (*pem = malloc((size_t)n + 1)) == NULL)
@@ -221,6 +230,58 @@ kl_crypto_pubkey_pem(const struct kl_crypto_pubkey *k, char **pem, size_t *len)
 out:
 	BIO_free(bio);
 	EVP_PKEY_free(pk);
-	OSSL_PARAM_BLD_free(bld);
 	return rc;
+}
+
+/* ---- certificates (kl-doctor) ---- */
+
+int
+kl_crypto_cert_has_key(const unsigned char *der, size_t len, const struct kl_crypto_pubkey *k,
+    char *issuer, size_t cap)
+{
+	const unsigned char *p = der;
+	X509 *x = len <= LONG_MAX ? d2i_X509(NULL, &p, (long)len) : NULL;
+	EVP_PKEY *mine;
+	int rc;
+
+	if (x == NULL)
+		return -1;
+	if (cap > 0)
+		X509_NAME_oneline(X509_get_issuer_name(x), issuer, (int)(cap > INT_MAX ? INT_MAX : cap));
+	mine = pkey_of(k);
+	rc = mine != NULL && X509_get0_pubkey(x) != NULL &&
+	    EVP_PKEY_eq(mine, X509_get0_pubkey(x)) == 1;
+	EVP_PKEY_free(mine);
+	X509_free(x);
+	return rc;
+}
+
+int
+kl_crypto_ca_file(const char *path, int *count, int *expired, char *subject, size_t cap)
+{
+	BIO *b = BIO_new_file(path, "r");
+	X509 *x;
+
+	*count = *expired = 0;
+	if (cap > 0)
+		subject[0] = '\0';
+	if (b == NULL)
+		return -1;
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+			(*expired)++;
+		if (*count == 0 && cap > 0)
+			X509_NAME_oneline(X509_get_subject_name(x), subject,
+			    (int)(cap > INT_MAX ? INT_MAX : cap));
+		(*count)++;
+		X509_free(x);
+	}
+	BIO_free(b);
+	return 0;
+}
+
+const char *
+kl_crypto_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
 }

@@ -69,6 +69,23 @@ struct kl_crypto_pubkey {
  */
 int kl_crypto_pubkey_pem(const struct kl_crypto_pubkey *k, char **pem, size_t *len);
 
+/*
+ * Does the DER certificate der hold the public key k (an EK certificate and
+ * its EK)? 1 yes, 0 no, -1 not a certificate. Its issuer, one line, goes to
+ * issuer (cap bytes).
+ */
+int kl_crypto_cert_has_key(const unsigned char *der, size_t len, const struct kl_crypto_pubkey *k,
+    char *issuer, size_t cap);
+
+/*
+ * A PEM file of CA certificates: how many, how many expired, the first one's
+ * subject (one line, cap bytes). 0, or -1 when the file cannot be read.
+ */
+int kl_crypto_ca_file(const char *path, int *count, int *expired, char *subject, size_t cap);
+
+/* "OpenSSL 3.0.x ..." (for kl-doctor's bundle). */
+const char *kl_crypto_version(void);
+
 /* ---- kl_crypto_rand.c (no library) ---- */
 
 /*

@@ -40,6 +40,12 @@ fsync_dir_of(const char *path)
 int
 kl_file_write_atomic(const char *path, const void *buf, size_t len)
 {
+	return kl_file_write_atomic_mode(path, buf, len, 0600);
+}
+
+int
+kl_file_write_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode)
+{
 	char tmp[4096];
 	const char *p = buf;
 	struct stat st;
@@ -56,6 +62,9 @@ kl_file_write_atomic(const char *path, const void *buf, size_t len)
 		e = errno;
 		return kl_fail(errno_rc(e), "%s: create: %s", tmp, strerror(e));
 	}
+	/* The umask (077 in every kl program) would narrow a wider mode. */
+	if (mode != 0600 && fchmod(fd, (mode_t)mode) != 0)
+		goto fail;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 

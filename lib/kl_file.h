@@ -14,6 +14,8 @@
  * permission) or KL_TEMP (disk full, I/O error). Logs one line on failure.
  */
 int kl_file_write_atomic(const char *path, const void *buf, size_t len);
+/* The same with another mode (0644 for files without a secret), whatever the umask. */
+int kl_file_write_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode);
 
 /*
  * Read a whole regular file (O_NOFOLLOW) of at most max bytes into a new

@@ -18,6 +18,7 @@
 #include "kl_crypto.h"
 #include "kl_http.h"
 #include "kl_log.h"
+#include "kl_prog.h"
 #include "kl_rc.h"
 #include "kl_util.h"
 #include "kl_banned.h"
@@ -425,6 +426,48 @@ reply_header(CURL *h, const char *name, char **out)
 	return (*out = strdup(hh->value)) != NULL ? 0 : -1;
 }
 
+/* ---- dry run ---- */
+
+bool kl_http_dry_run;
+
+/* The request's body for the dry-run document: JSON as JSON, else text, else null. */
+static json_t *
+dry_body(const struct kl_http_req *rq)
+{
+	json_t *j;
+
+	if (rq->body == NULL)
+		return json_null();
+	if (rq->content_type && strstr(rq->content_type, "json") &&
+	    (j = json_loadb(rq->body, rq->body_len, 0, NULL)) != NULL)
+		return j;
+	return json_stringn(rq->body, rq->body_len);
+}
+
+/* The request as kl_http_do would send it, kept as the program's answer (kl_http.h). */
+static int
+dry_run(const struct kl_http_req *rq)
+{
+	json_t *h = json_pack("{s:s}", "User-Agent", "kl/0.1"), *d;
+
+	if (h != NULL && rq->content_type && rq->body)
+		json_object_set_new(h, "Content-Type", json_string(rq->content_type));
+	if (h != NULL && rq->content_type)
+		json_object_set_new(h, "Accept", json_string(rq->content_type));
+	if (h != NULL && rq->bearer)
+		json_object_set_new(h, "Authorization", json_string("Bearer <redacted>"));
+	d = json_pack("{s:b,s:s,s:s,s:o*,s:o*}", "dry_run", 1, "method", rq->method,
+	    "url", rq->url, "headers", h, "body", dry_body(rq));
+	if (d == NULL)
+		return req_fail(KL_TEMP, rq, "out of memory");
+	if (kl_prog_answer == NULL)
+		kl_prog_answer = d;
+	else
+		json_decref(d);
+	kl_info("%s: --dry-run: not sent", rq->url);
+	return KL_PERM;
+}
+
 /* ---- kl_http_do ---- */
 
 int
@@ -433,7 +476,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	struct xfer x = { 0 };
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	char *retry = NULL;
+	char *retry = NULL, *date = NULL;
 	CURL *h = NULL;
 	CURLcode cc;
 	char url[512];
@@ -448,6 +491,8 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 		return rc;
 	if ((rc = check_request(o, rq)) != KL_OK)
 		return rc;
+	if (kl_http_dry_run)
+		return dry_run(rq);
 	kl_log_sanitize(url, sizeof(url), rq->url, strlen(rq->url));
 	if (make_request_id(resp->request_id) != 0)
 		return KL_TEMP;	/* logged by kl_crypto_random() */
@@ -481,17 +526,20 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 	}
 	if (reply_header(h, "Location", &resp->location) != 0 ||
 	    reply_header(h, "Content-Type", &resp->content_type) != 0 ||
-	    reply_header(h, "Retry-After", &retry) != 0) {
+	    reply_header(h, "Retry-After", &retry) != 0 || reply_header(h, "Date", &date) != 0) {
 		rc = req_fail(KL_TEMP, rq, "out of memory");
 		goto out;
 	}
 	if (retry != NULL)
 		resp->retry_after = kl_http_parse_retry_after(retry, time(NULL));
+	if (date != NULL && (resp->date = curl_getdate(date, NULL)) < 0)
+		resp->date = 0;
 	kl_info("%s %s: HTTP %ld, %zu bytes in %llu ms", rq->method, url,
 	    resp->status, resp->len, (unsigned long long)(kl_now_ms() - t0));
 	rc = KL_OK;
 out:
 	free(retry);
+	free(date);
 	if (h != NULL)
 		curl_easy_cleanup(h);
 	free_headers(hdrs);
@@ -757,3 +805,9 @@ kl_http_global_init(void)
 	return KL_OK;
 }
 
+
+const char *
+kl_http_version(void)
+{
+	return curl_version();
+}

@@ -20,6 +20,7 @@
 #ifndef KL_HTTP_H
 #define KL_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -52,6 +53,7 @@ struct kl_http_resp {
 	char *location;			/* Location header or NULL */
 	char *content_type;		/* or NULL */
 	long retry_after;		/* seconds from Retry-After, -1 when absent or invalid */
+	time_t date;			/* the Date header (clock skew), 0 when absent or invalid */
 	char request_id[40];		/* the X-Request-ID sent (for logs); the
 					   verifier echoes it as X-Request-Id */
 };
@@ -86,6 +88,22 @@ int kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struc
 void kl_http_resp_release(struct kl_http_resp *resp);
 
 /*
+ * Dry-run mode (--dry-run of kl-register, kl-session, kl-negotiate and
+ * kl-submit): kl_http_do checks and builds the first request as usual, then
+ * opens no connection. It keeps the request as the program's answer
+ * (kl_prog_answer, kl_prog.h), a JSON document
+ *   {"dry_run":true,"method":"POST","url":"...","headers":{"User-Agent":...,
+ *    "Content-Type":...,"Accept":...,"Authorization":"Bearer <redacted>"},
+ *    "body":<the JSON body, the text of another body, or null>}
+ * and returns KL_PERM without a log line, so the program unwinds as after any
+ * failure (its TPM objects flushed) and kl_prog_finish prints the request and
+ * exits 0. The token is never in it.
+ */
+extern bool kl_http_dry_run;
+#define KL_HTTP_DRY_RUN_OPT KL_CLI_FLAG("dry-run", &kl_http_dry_run, \
+	"print the request this step would send (token redacted) as JSON; open no connection")
+
+/*
  * Retry-After value (RFC 9110 10.2.3): delta-seconds, or an HTTP-date
  * (IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94
  * 08:49:37 GMT", asctime "Sun Nov  6 08:49:37 1994") relative to now.
@@ -116,5 +134,8 @@ void kl_http_describe(const struct kl_http_resp *resp, char *out, size_t cap);
  * at exit). KL_OK or KL_PERM.
  */
 int kl_http_global_init(void);
+
+/* "libcurl/7.88.1 OpenSSL/3.0.x ..." (for kl-doctor's bundle). */
+const char *kl_http_version(void);
 
 #endif

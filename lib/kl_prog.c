@@ -14,6 +14,7 @@
 volatile sig_atomic_t kl_stop_requested;
 volatile sig_atomic_t kl_stop_deferred;
 long kl_tpm_timeout_seconds = 120;
+json_t *kl_prog_answer;
 
 void
 kl_stop_exit(void)
@@ -136,6 +137,12 @@ kl_prog_retry_doc(const struct kl_prog *p, long status, long after)
 int
 kl_prog_finish(struct kl_prog *p, int rc, json_t *out)
 {
+	if (kl_prog_answer != NULL) {
+		json_decref(out);
+		out = kl_prog_answer;
+		kl_prog_answer = NULL;
+		rc = KL_OK;
+	}
 	if (!p->help && out != NULL &&
 	    (rc == KL_OK || (rc == KL_TEMP && json_object_get(out, "retry")))) {
 		int wrc = kl_json_write_stdout(out);

@@ -30,6 +30,12 @@ struct kl_prog {
 };
 
 /*
+ * When set (kl_http's dry-run mode, kl_http.h), kl_prog_finish writes this
+ * document instead of the step's and exits 0, whatever the step returned.
+ */
+extern json_t *kl_prog_answer;
+
+/*
  * SIGTERM/SIGINT: kl_stop_requested is set to the signal, and the step ends
  * at once with one line and exit 111 -- unless kl_stop_deferred is set (kl_tpm
  * sets it while the TPM is open): then the TPM layer ends the command in

@@ -15,6 +15,19 @@
 
 #define STATUS_MAX (64u << 10)
 
+const int kl_status_class_rc[KL_STATUS_CLASSES] = {
+	KL_OK, KL_REFUSED, KL_REAUTH, KL_RENEGOTIATE, KL_PERM, KL_TEMP,
+};
+
+int
+kl_status_class(int rc)
+{
+	for (int i = 0; i < KL_STATUS_CLASSES; i++)
+		if (kl_status_class_rc[i] == rc)
+			return i;
+	return 4;	/* KL_PERM, as kl-agent treats an unknown code */
+}
+
 void
 kl_status_init(struct kl_status *st)
 {
@@ -22,6 +35,18 @@ kl_status_init(struct kl_status *st)
 	snprintf(st->state, sizeof(st->state), "%s", "Unregistered");
 	st->last_exit_class = -1;
 	st->last_hint = -1;
+	st->cycle_seconds = -1;
+}
+
+/* {"ok":3,"temporary":1,...}: every class, zeros too. */
+static json_t *
+cycles_json(const struct kl_status *st)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; o != NULL && i < KL_STATUS_CLASSES; i++)
+		json_object_set_new(o, kl_rc_name(kl_status_class_rc[i]), json_integer(st->cycles[i]));
+	return o;
 }
 
 /* An RFC 3339 string, or null for 0 ("never"). */
@@ -56,6 +81,11 @@ kl_status_write(const char *path, const struct kl_status *st, pid_t pid)
 	    st->last_exit_class < 0 ? json_null() : json_integer(st->last_exit_class));
 	json_object_set_new(o, "last_seconds_to_next_attestation",
 	    st->last_hint < 0 ? json_null() : json_integer(st->last_hint));
+	json_object_set_new(o, "last_attempt", time_or_null(st->last_attempt));
+	json_object_set_new(o, "last_cycle_seconds",
+	    st->cycle_seconds < 0 ? json_null() : json_real(st->cycle_seconds));
+	json_object_set_new(o, "cycles_total", cycles_json(st));
+	json_object_set_new(o, "ima_entries_sent_total", json_integer(st->ima_entries_sent));
 	json_object_set_new(o, "pid", json_integer(pid));
 	json_object_set_new(o, "updated_at", time_or_null(time(NULL)));
 
@@ -64,7 +94,7 @@ kl_status_write(const char *path, const struct kl_status *st, pid_t pid)
 	if (s == NULL)
 		return kl_fail(KL_TEMP, "%s: cannot encode the status", path);
 	s[n] = '\n';	/* over the NUL */
-	rc = kl_file_write_atomic(path, s, n + 1);
+	rc = kl_file_write_atomic_mode(path, s, n + 1, 0644);
 	free(s);
 	return rc;
 }
@@ -121,6 +151,17 @@ kl_status_read(const char *path, struct kl_status *st)
 		st->consecutive_failures = 0;
 	st->last_exit_class = (int)get_long(o, "last_exit_class", -1);
 	st->last_hint = get_long(o, "last_seconds_to_next_attestation", -1);
+	st->last_attempt = get_time(o, "last_attempt");
+	if (json_is_number(json_object_get(o, "last_cycle_seconds")))
+		st->cycle_seconds = json_number_value(json_object_get(o, "last_cycle_seconds"));
+	for (int i = 0; i < KL_STATUS_CLASSES; i++) {
+		long v = get_long(kl_json_obj(o, "cycles_total"), kl_rc_name(kl_status_class_rc[i]), 0);
+
+		st->cycles[i] = v < 0 ? 0 : v;
+	}
+	st->ima_entries_sent = get_long(o, "ima_entries_sent_total", 0);
+	if (st->ima_entries_sent < 0)
+		st->ima_entries_sent = 0;
 	json_decref(o);
 	return KL_OK;
 }

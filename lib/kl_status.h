@@ -8,12 +8,17 @@
  *    "last_seconds_to_next_attestation":2,"pid":1234,"updated_at":"2026-...Z"}
  *
  * Times are RFC 3339 UTC; a time, id or value not known yet is null.
+ * Also: "last_attempt", "last_cycle_seconds", "cycles_total" ({"ok":3,
+ * "temporary":1,...}, by exit class) and "ima_entries_sent_total", which
+ * kl-agent --once carries from run to run and the metrics (kl_metrics.h) show.
  */
 #ifndef KL_STATUS_H
 #define KL_STATUS_H
 
 #include <sys/types.h>
 #include <time.h>
+
+#define KL_STATUS_CLASSES 6
 
 struct kl_status {
 	char state[32];			/* "Unregistered", "Negotiating", ... */
@@ -23,13 +28,23 @@ struct kl_status {
 	time_t next_due;		/* 0: nothing scheduled */
 	int last_exit_class;		/* the last cycle's exit code, -1: none yet */
 	long last_hint;			/* last seconds_to_next_attestation, -1: none */
+	time_t last_attempt;		/* end of the last attempt, 0: none */
+	double cycle_seconds;		/* the last cycle's duration, -1: none */
+	long cycles[KL_STATUS_CLASSES];	/* cycles by exit class (kl_status_class) */
+	long long ima_entries_sent;	/* IMA entries in accepted evidence, all time */
 };
+
+/* The exit classes counted, in the order of cycles[]: 0 1 2 3 100 111. */
+extern const int kl_status_class_rc[KL_STATUS_CLASSES];
+/* The index in cycles[] of an exit class; anything else counts as 100. */
+int kl_status_class(int rc);
 
 /* An empty status: state "Unregistered", nothing known. */
 void kl_status_init(struct kl_status *st);
 
 /*
- * Write st (with pid and the current time) to path atomically, mode 0600.
+ * Write st (with pid and the current time) to path atomically, mode 0644:
+ * it holds no secret, and monitors running as other users read it.
  * Returns KL_OK, or KL_PERM / KL_TEMP after one error line.
  */
 int kl_status_write(const char *path, const struct kl_status *st, pid_t pid);

@@ -9,6 +9,7 @@
 #define KL_AGENT_H
 
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "kl_backoff.h"
@@ -45,6 +46,7 @@ struct agent {
 	struct kl_status st;
 	struct kl_sched sched;
 	unsigned attempt;		/* failed attempts since the last success: the backoff exponent */
+	uint64_t cycle_start_ms;	/* when the current cycle began (kl_now_ms) */
 
 	/* Set by the last failing step, for the delay before the next attempt. */
 	const char *failed_step;
@@ -90,6 +92,12 @@ int agent_save_status(struct agent *a);
  * 111), or AGENT_STOPPED.
  */
 int agent_cycle(struct agent *a);
+
+/* metrics.c */
+/* A cycle ended with class rc at now: the counters of the status and metrics. */
+void agent_count_cycle(struct agent *a, int rc, time_t now);
+/* Write metrics_textfile from the status, when it is set; failures only warn. */
+void agent_write_metrics(struct agent *a);
 
 /* schedule.c */
 /*

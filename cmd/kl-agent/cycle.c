@@ -23,6 +23,7 @@
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_util.h"
 #include "kl_banned.h"
 
 #define MAX_RENEGOTIATE 3
@@ -47,6 +48,7 @@ agent_save_status(struct agent *a)
 {
 	snprintf(a->st.state, sizeof(a->st.state), "%s", agent_state_name(a->state));
 	snprintf(a->st.agent_id, sizeof(a->st.agent_id), "%s", agent_id(a));
+	agent_write_metrics(a);
 	return kl_status_write(a->status_path, &a->st, getpid());
 }
 
@@ -163,7 +165,8 @@ run_step(struct agent *a, const char *name)
 		a->attempt++;
 		ms = agent_failure_delay_ms(a, code, &why);
 		log_delay(a, name, code, ms, why);
-		a->st.next_due = time(NULL) + (ms + 999) / 1000;
+		a->st.last_attempt = time(NULL);
+		a->st.next_due = a->st.last_attempt + (ms + 999) / 1000;
 		agent_save_status(a);
 		if (sys_sleep(a, ms)) {
 			if (a->stop)
@@ -190,6 +193,7 @@ agent_cycle(struct agent *a)
 
 	a->failed_step = NULL;
 	a->retry_after = -1;
+	a->cycle_start_ms = kl_now_ms();
 	if (kl_json_obj(a->doc, "agent") == NULL) {
 		agent_set_state(a, ST_UNREGISTERED);
 		if ((rc = run_step(a, "kl-register")) != KL_OK)

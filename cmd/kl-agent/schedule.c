@@ -49,6 +49,7 @@ agent_after_cycle(struct agent *a, int rc, const char **why)
 	long ms;
 
 	a->st.last_exit_class = rc;
+	agent_count_cycle(a, rc, now);
 	if (rc == KL_OK) {
 		json_t *h = json_object_get(kl_json_obj(a->doc, "submission"),
 		    "seconds_to_next_attestation");

@@ -18,6 +18,7 @@
 
 #include "kl_api.h"
 #include "kl_ima.h"
+#include "kl_http.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_prog.h"
@@ -28,7 +29,11 @@
 #include "kl_banned.h"
 
 /* No options of its own: the shared ones (kl_cli.h). */
-static const struct kl_cli cli = { .operands = "<document >document" };
+static const struct kl_cli_opt own[] = {
+	KL_HTTP_DRY_RUN_OPT,
+	KL_CLI_END,
+};
+static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };
 
 /*
  * A restricted AK signs with its own scheme only, so of the schemes the TPM

@@ -19,6 +19,7 @@
 
 #include "kl_akfile.h"
 #include "kl_crypto.h"
+#include "kl_hash_ek.h"
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_tpm.h"
@@ -136,7 +137,7 @@ reg_identity(struct reg *r, int check)
 	if (r->akf.ak_public == NULL && !check && (rc = make_ak(r)) != KL_OK)
 		return rc;
 
-	if (r->mode == UUID_HASH_EK && (rc = reg_hash_ek(r->ek.pub, r->ek.pub_len, r->id)) != KL_OK)
+	if (r->mode == UUID_HASH_EK && (rc = kl_hash_ek(r->ek.pub, r->ek.pub_len, r->id)) != KL_OK)
 		return rc;
 	if (r->mode == UUID_GENERATE && (rc = generated_id(r, check)) != KL_OK)
 		return rc;

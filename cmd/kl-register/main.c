@@ -38,6 +38,7 @@ static bool check;	/* --check */
 static const struct kl_cli_opt own[] = {
 	KL_CLI_FLAG("check", &check, "compare this TPM's identity with the registrar's record; "
 	    "register nothing, write no document"),
+	KL_HTTP_DRY_RUN_OPT,
 	KL_CLI_END,
 };
 static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };

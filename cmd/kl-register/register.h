@@ -4,7 +4,6 @@
  *   main.c       the flow, and the "agent" member it writes
  *   setup.c      the configuration checked before any TPM or network work
  *   identity.c   EK, EK certificate, AK (loaded or made and persisted), agent id
- *   hash_ek.c    the "hash_ek" agent id: SHA-256 of the EK public key in PEM
  *   registrar.c  GET /version, POST, ActivateCredential + auth_tag, PUT
  *   check.c      --check: the registrar's record against the local identity
  *
@@ -70,8 +69,6 @@ int reg_identity(struct reg *r, int check);
 /* Flush every transient object and close the TPM (safe to call twice). */
 void reg_tpm_close(struct reg *r);
 
-/* hash_ek.c: lowercase hex SHA-256 of the PEM of the key in a TPM2B_PUBLIC. */
-int reg_hash_ek(const unsigned char *pub, size_t len, char out[65]);
 
 /* registrar.c */
 int reg_choose_version(struct reg *r);

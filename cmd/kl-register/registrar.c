@@ -325,7 +325,8 @@ reg_register(struct reg *r)
 	char *url = NULL, tag[97];
 	int rc;
 
-	if ((rc = reg_choose_version(r)) != KL_OK)
+	/* --dry-run: no GET /version; the newest enabled version is shown. */
+	if (!kl_http_dry_run && (rc = reg_choose_version(r)) != KL_OK)
 		return rc;
 	if ((rc = post(r, &blob, &blen, &url)) != KL_OK)
 		goto out;

@@ -16,6 +16,7 @@
 
 #include "kl_api.h"
 #include "kl_identity.h"
+#include "kl_http.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_prog.h"
@@ -25,7 +26,11 @@
 #include "kl_banned.h"
 
 /* No options of its own: the shared ones (kl_cli.h). */
-static const struct kl_cli cli = { .operands = "<document >document" };
+static const struct kl_cli_opt own[] = {
+	KL_HTTP_DRY_RUN_OPT,
+	KL_CLI_END,
+};
+static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };
 #define REUSE_MARGIN 30	/* seconds a reused token must still be valid */
 
 /* A token in the input we may keep using (docs/contract.md, "session"). */

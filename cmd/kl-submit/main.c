@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "kl_api.h"
+#include "kl_http.h"
 #include "kl_json.h"
 #include "kl_log.h"
 #include "kl_prog.h"
@@ -22,7 +23,11 @@
 #include "kl_banned.h"
 
 /* No options of its own: the shared ones (kl_cli.h). */
-static const struct kl_cli cli = { .operands = "<document >document" };
+static const struct kl_cli_opt own[] = {
+	KL_HTTP_DRY_RUN_OPT,
+	KL_CLI_END,
+};
+static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };
 
 /* A non-empty string of strict base64 (what the verifier casts as binary, §6.3.2). */
 static int

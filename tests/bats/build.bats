@@ -41,7 +41,7 @@ includers() { git -C "$KL_TOP" grep --untracked -l "#include <$1/" | sort; }
 }
 
 @test "build: every program is PIE with full RELRO and a stack protector" {
-	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent; do
+	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent kl-doctor; do
 		readelf -h "$KL_BIN/$p" | grep -q 'DYN (Position-Independent'
 		readelf -d "$KL_BIN/$p" | grep -q 'BIND_NOW'
 		readelf -lW "$KL_BIN/$p" | grep -q GNU_RELRO
@@ -64,7 +64,7 @@ rc_table() {
 }
 
 @test "docs: every program has a reference page and is in the README" {
-	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent; do
+	for p in kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-agent kl-doctor; do
 		[ -s "$KL_TOP/docs/$p.md" ]
 		grep -q "\`$p\`" "$KL_TOP/README.md"
 	done

@@ -26,7 +26,9 @@ setup() {
 own() {
 	case $1 in
 	kl-agent) echo --once ;;
-	kl-register) echo --check ;;
+	kl-register) echo --check --dry-run ;;
+	kl-session | kl-negotiate | kl-submit) echo --dry-run ;;
+	kl-doctor) echo --json --bundle --token-file ;;
 	esac
 }
 
@@ -51,6 +53,10 @@ refused() {
 	refused kl-agent --check
 	refused kl-quote --check
 	refused kl-negotiate --once
+	refused kl-quote --dry-run
+	refused kl-agent --dry-run
+	refused kl-doctor --once
+	refused kl-doctor --dry-run
 }
 
 @test "cli: a refused option is refused wherever it stands, and nothing runs" {
@@ -76,8 +82,8 @@ refused() {
 		for o in $SHARED $(own "$p"); do
 			grep -qE -- "^  (-., )?$o( |$)" <<<"$output" || { echo "$p --help lacks $o"; return 1; }
 		done
-		for o in --once --check; do
-			[ "$o" = "$(own "$p")" ] && continue
+		for o in --once --check --dry-run; do
+			[[ " $(own "$p") " == *" $o "* ]] && continue
 			if grep -qe "$o" <<<"$output"; then
 				echo "$p --help shows $o"
 				return 1
@@ -90,9 +96,13 @@ refused() {
 	run -0 kl_run kl-agent -h
 	[ "${lines[0]}" = "usage: kl-agent [--once] [options]" ]
 	run -0 kl_run kl-register -h
-	[ "${lines[0]}" = "usage: kl-register [--check] [options] <document >document" ]
+	[ "${lines[0]}" = "usage: kl-register [--check] [--dry-run] [options] <document >document" ]
 	run -0 kl_run kl-submit -h
-	[ "${lines[0]}" = "usage: kl-submit [options] <document >document" ]
+	[ "${lines[0]}" = "usage: kl-submit [--dry-run] [options] <document >document" ]
+	run -0 kl_run kl-quote -h
+	[ "${lines[0]}" = "usage: kl-quote [options] <document >document" ]
+	run -0 kl_run kl-doctor -h
+	[ "${lines[0]}" = "usage: kl-doctor [--json] [--bundle FILE] [--token-file FILE] [options]" ]
 }
 
 @test "cli: the shared flags reach the configuration of every program" {

@@ -95,7 +95,7 @@ sessions() {
 	run -0 kl_verdicts "$AGENT_ID" --wait 1
 	[ "$(jq -r .status <<<"$output")" = PASS ]
 	[ "$(jq -r .state "$T/keylime/kl-status.json")" != "" ]
-	[ "$(stat -c %a "$T/keylime/kl-status.json")" = 600 ]
+	[ "$(stat -c %a "$T/keylime/kl-status.json")" = 644 ]	# no secret in it: monitors read it
 }
 
 @test "agent e2e: --once before enrollment exits 1 (the verifier does not know the agent)" {

@@ -91,7 +91,8 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	[ "$(status '{state,agent_id,consecutive_failures,last_exit_class,last_seconds_to_next_attestation}')" = \
 		'{"state":"Negotiating","agent_id":"'$ID'","consecutive_failures":0,"last_exit_class":0,"last_seconds_to_next_attestation":1}' ]
 	status '.last_success, .next_due, .updated_at' | grep -qvx null
-	[ "$(stat -c %a "$T/lib/kl-status.json")" = 600 ]
+	# No secret in it, and monitors running as other users read it.
+	[ "$(stat -c %a "$T/lib/kl-status.json")" = 644 ]
 	# Each step got the document of the one before it.
 	jq -e '.agent.id and .session.token and .challenge and .evidence' "$T/kl-submit.1.in" >/dev/null
 	[ -z "$stderr" ]
@@ -504,4 +505,73 @@ kl-agent: warning: verifier_url http://127.0.0.1:9: plain HTTP, the token travel
 	grep -qx "Conflicts=keylime_agent.service keylime_push_model_agent.service" "$KL_TOP/dist/systemd/kl-agent.service"
 	grep -qx "RestartSec=120s" "$KL_TOP/dist/systemd/kl-agent.service"
 	grep -qx "ExecStart=/usr/local/bin/kl-agent --once" "$KL_TOP/dist/systemd/kl-agent-once.service"
+}
+
+# --- metrics_textfile (lib/kl_metrics.c), read with the Prometheus parser ---
+
+# metric NAME [LABELS]: the value of one sample of $T/lib/metrics.prom.
+metric() {
+	"$BATS_TEST_DIRNAME/fixtures/metrics/parse.py" "$T/lib/metrics.prom" |
+		awk -v k="$1{${2:-}}" '$1 == k {print $2}'
+}
+
+@test "metrics: off by default; after an ok cycle every metric is there, 0644, parsed by prometheus_client" {
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ ! -e "$T/lib/metrics.prom" ]
+	setconf metrics_textfile '"metrics.prom"'
+	local t0
+	t0=$(date +%s)
+	KL_FAKE_IMA_ENTRIES=7 run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(stat -c %a "$T/lib/metrics.prom")" = 644 ]
+	run -0 "$BATS_TEST_DIRNAME/fixtures/metrics/parse.py" "$T/lib/metrics.prom"
+	# Every metric of the brief, with its type.
+	[ "$(awk '{sub(/\{.*/, "", $1); print $1, $3}' <<<"$output" | sort -u | tr '\n' ';')" = \
+		"kl_consecutive_failures gauge;kl_cycle_duration_seconds gauge;kl_cycles_total counter;kl_ima_entries_sent_total counter;kl_info gauge;kl_last_attempt_timestamp_seconds gauge;kl_last_success_timestamp_seconds gauge;kl_next_attestation_timestamp_seconds gauge;" ]
+	[ "$(metric kl_cycles_total result=ok)" = 2 ]	# the run before counted too
+	[ "$(metric kl_cycles_total result=temporary)" = 0 ]
+	[ "$(metric kl_consecutive_failures)" = 0 ]
+	[ "$(metric kl_ima_entries_sent_total)" = 7 ]
+	[ "$(metric kl_info "agent_id=$ID,version=0.1")" = 1 ]
+	local s a n
+	s=$(metric kl_last_success_timestamp_seconds)
+	a=$(metric kl_last_attempt_timestamp_seconds)
+	n=$(metric kl_next_attestation_timestamp_seconds)
+	[ "$s" -ge "$t0" ] && [ "$s" -le "$(date +%s)" ] && [ "$a" -ge "$t0" ]
+	[ "$n" -ge "$a" ] && [ "$n" -le $((a + 2)) ]
+	metric kl_cycle_duration_seconds | grep -Eq '^[0-9]'
+}
+
+@test "metrics: failed cycles count by class; the last success stays; IMA entries only from accepted evidence" {
+	setconf metrics_textfile "\"$T/lib/metrics.prom\""
+	KL_FAKE_IMA_ENTRIES=3 run -0 --separate-stderr kl_run kl-agent --once
+	local s
+	s=$(metric kl_last_success_timestamp_seconds)
+	plan kl-submit "* exit 1"
+	KL_FAKE_IMA_ENTRIES=5 run -1 --separate-stderr kl_run kl-agent --once
+	plan kl-submit "* exit 100"
+	run -100 --separate-stderr kl_run kl-agent --once
+	[ "$(metric kl_cycles_total result=ok)" = 1 ]
+	[ "$(metric kl_cycles_total result=refused)" = 1 ]
+	[ "$(metric kl_cycles_total result=permanent)" = 1 ]
+	[ "$(metric kl_consecutive_failures)" = 2 ]
+	[ "$(metric kl_last_success_timestamp_seconds)" = "$s" ]
+	[ "$(metric kl_ima_entries_sent_total)" = 3 ]
+	[ "$(status '.cycles_total')" = '{"ok":1,"refused":1,"reauth":0,"renegotiate":0,"permanent":1,"temporary":0}' ]
+}
+
+@test "metrics and status: rewritten on in-cycle retries of the daemon" {
+	setconf metrics_textfile '"metrics.prom"'
+	setconf exponential_backoff_initial_delay 1500
+	setconf exponential_backoff_max_delay 1500
+	plan kl-negotiate "1 retry 3" "* ok"
+	start_agent
+	# During the retry's wait: the status says when, and the metrics show the attempt.
+	wait_for 5 test -e "$T/kl-negotiate.1.in"
+	wait_for 5 eval '[ "$(status .last_attempt)" != null ] 2>/dev/null'
+	[ "$(status .state)" = '"Negotiating"' ]
+	[ "$(metric kl_cycles_total result=ok)" = 0 ]
+	[ "$(metric kl_last_attempt_timestamp_seconds)" -gt 0 ]
+	[ "$(metric kl_next_attestation_timestamp_seconds)" -ge "$(date +%s)" ]
+	wait_for 10 eval '[ "$(metric kl_cycles_total result=ok)" = 1 ]'
+	stop_agent TERM
 }

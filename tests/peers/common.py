@@ -214,6 +214,11 @@ class Handler(BaseHTTPRequestHandler):
 
     # set per server class: peer (Peer), scheme, control (bool)
 
+    def date_time_string(self, timestamp=None):
+        """The Date header, shifted by the peer's date_skew() seconds (clock-skew tests)."""
+        skew = getattr(self.server.peer, "date_skew", lambda: 0)()
+        return super().date_time_string((timestamp or time.time()) + skew)
+
     def log_message(self, fmt, *args):
         self.server.peer.log("%s %s" % (self.address_string(), fmt % args))
 

@@ -226,6 +226,10 @@ class Verifier(common.Peer):
         c.add("POST", r"/rate-reset/([^/]+)", self.ctl_rate_reset)
         c.add("POST", r"/seed-ima/([^/]+)", self.ctl_seed_ima)
 
+    def date_skew(self):
+        """Seconds added to the Date header of every reply (control: POST /config date_skew)."""
+        return float(self.cfg.get("date_skew", 0))
+
     def api(self, req):
         try:
             with self.lock:
@@ -704,7 +708,7 @@ def main():
            "session_rate_per_agent": args.session_rate_per_agent,
            "session_rate_per_ip": args.session_rate_per_ip,
            "session_rate_window": args.session_rate_window, "auto_recover": args.auto_recover,
-           "verify_delay": 0}
+           "verify_delay": 0, "date_skew": 0}
     peer = Verifier(args.state, cfg)
     peer.listen("https", "https", tls_context=common.tls_context(args.tls_cert, args.tls_key))
     peer.listen("control", "http", control=True)

@@ -1,5 +1,5 @@
 /*
- * hash_ek.c - the agent id of uuid = "hash_ek" (docs/protocol.md §2.9):
+ * kl_hash_ek.c - see kl_hash_ek.h: the agent id of uuid = "hash_ek" (docs/protocol.md §2.9):
  * lowercase hex SHA-256 of the EK public key as OpenSSL's PEM_write_bio_PUBKEY
  * writes it (the file `tpm2_readpublic -c ek -f pem` writes), newlines
  * included. kl_tpm reads the key out of the TPM2B_PUBLIC, kl_crypto writes
@@ -12,11 +12,11 @@
 #include "kl_log.h"
 #include "kl_rc.h"
 #include "kl_tpm.h"
-#include "register.h"
+#include "kl_hash_ek.h"
 #include "kl_banned.h"
 
 int
-reg_hash_ek(const unsigned char *pub, size_t len, char out[65])
+kl_hash_ek(const unsigned char *pub, size_t len, char out[65])
 {
 	struct kl_crypto_pubkey k;
 	char *pem = NULL;
