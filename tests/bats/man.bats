@@ -5,7 +5,8 @@
 # its page follows.
 load helpers
 
-PAGES="kl-register.1 kl-session.1 kl-negotiate.1 kl-quote.1 kl-submit.1 kl-agent.8"
+# One page per program of cmd/: section 8 for the daemon, 1 for the others.
+PAGES=$(for d in "$KL_TOP"/cmd/*/; do p=${d%/}; p=${p##*/}; [ "$p" = kl-agent ] && echo "$p.8" || echo "$p.1"; done | tr '\n' ' ')
 
 @test "man: mandoc -T lint finds nothing in any page (style included)" {
 	command -v mandoc >/dev/null || fail "mandoc is not installed: run scripts/deps"
