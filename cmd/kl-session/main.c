@@ -4,10 +4,12 @@
  * Reads the document with "agent" (docs/contract.md). When it already holds a
  * token for this verifier and agent that is valid for 30 s more, writes it
  * back unchanged without contacting the verifier (session creation is rate
- * limited). Otherwise: POST /v3.0/sessions for a challenge, TPM2_Certify of
+ * limited). An input without a session takes the one kept in keylime_dir
+ * (kl_token.h) the same way. Otherwise: POST /v3.0/sessions for a challenge, TPM2_Certify of
  * the AK by the AK over the decoded challenge, PATCH /v3.0/sessions/<id>
  * with the proof, and writes the document plus "session" with the token.
- * The token goes to stdout only: never to argv, logs or files.
+ * The token goes to stdout and to the 0600 file of kl_token.h only: never
+ * to argv or logs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,26 +22,12 @@
 #include "kl_log.h"
 #include "kl_prog.h"
 #include "kl_rc.h"
+#include "kl_token.h"
 #include "kl_tpm.h"
 #include "kl_util.h"
 #include "kl_banned.h"
 
 #define USAGE "usage: kl-session [-v] [--verifier-url URL] [--ca-certificate FILE] [--tcti TCTI] [--timeout MS] [--insecure] <document >document"
-#define REUSE_MARGIN 30	/* seconds a reused token must still be valid */
-
-/* A token in the input we may keep using (docs/contract.md, "session"). */
-static int
-reusable(const struct kl_prog *p, const struct kl_api *api, const char *id)
-{
-	json_t *s = kl_json_obj(p->doc, "session");
-	const char *tok = kl_json_str(s, "token"), *url = kl_json_str(s, "verifier_url");
-	const char *aid = kl_json_str(s, "agent_id"), *exp = kl_json_str(s, "expires_at");
-	time_t t;
-
-	if (!tok || !url || !aid || !exp || strcmp(url, api->base) || strcmp(aid, id))
-		return 0;
-	return kl_time_parse(exp, &t) == 0 && t > time(NULL) + REUSE_MARGIN;
-}
 
 /* The verifier's challenge from the POST /sessions reply (§4.1). */
 static int
@@ -121,7 +109,7 @@ session(struct kl_prog *p, json_t **out)
 {
 	struct kl_http_resp r1 = { 0 }, r2 = { 0 };
 	struct kl_api api = { 0 };
-	json_t *agent, *ak, *body = NULL, *reply = NULL, *reply2 = NULL, *attr, *ses;
+	json_t *agent, *ak, *body = NULL, *reply = NULL, *reply2 = NULL, *attr, *ses, *kept = NULL;
 	const char *id, *pub, *sid, *eval, *token, *exp;
 	unsigned char *nonce = NULL;
 	size_t nlen = 0;
@@ -136,10 +124,14 @@ session(struct kl_prog *p, json_t **out)
 		return rc;
 	if ((rc = kl_api_init(&api, &p->cfg)) != KL_OK)
 		goto out;
-	if (reusable(p, &api, id)) {
-		kl_info("reusing the session token valid until %s",
-		    kl_json_str(kl_json_obj(p->doc, "session"), "expires_at"));
+	if (json_object_get(p->doc, "session") == NULL)
+		kl_token_load(&p->cfg, api.base, id, &kept);
+	if (kept != NULL || kl_token_usable(kl_json_obj(p->doc, "session"), api.base, id)) {
 		*out = json_deep_copy(p->doc);
+		if (kept != NULL)
+			json_object_set(*out, "session", kept);
+		kl_info("reusing the session token valid until %s",
+		    kl_json_str(kl_json_obj(*out, "session"), "expires_at"));
 		json_object_del(*out, "retry");
 		goto out;
 	}
@@ -242,12 +234,14 @@ session(struct kl_prog *p, json_t **out)
 	}
 	json_object_del(*out, "retry");
 	json_object_set_new(*out, "session", ses);
+	kl_token_save(&p->cfg, ses);
 	kl_info("authenticated at %s, token valid until %s", api.base, exp);
 	goto out;
 retry:
 	if (rc == KL_TEMP && r1.retry_after >= 0)
 		*out = kl_prog_retry_doc(p, r1.status, r1.retry_after);
 out:
+	json_decref(kept);
 	free(msg);
 	free(sig);
 	free(nonce);
