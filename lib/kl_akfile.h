@@ -1,7 +1,7 @@
 /*
  * kl_akfile.h - the persisted AK ("agent data"): the AK's public and private
  * blobs, which algorithms it was made with, and which EK it belongs to, so
- * that later steps load the same AK under the EK (PROTOCOL.md §8.1).
+ * that later steps load the same AK under the EK (docs/protocol.md §8.1).
  *
  * The file (kl_config_agent_data(), mode 0600, replaced atomically) holds:
  *   {"version":1,

@@ -148,7 +148,7 @@ kl_api_error_code(const json_t *reply)
 	return kl_json_str(e, "code");
 }
 
-/* Authentication-layer errors have a "title" and no "code" (PROTOCOL.md §3.3). */
+/* Authentication-layer errors have a "title" and no "code" (docs/protocol.md §3.3). */
 static int
 is_auth_error(const json_t *reply)
 {

@@ -54,7 +54,7 @@ char *kl_api_attestation_url(const struct kl_api *a, const char *location, const
  * body, or not JSON: the caller decides whether that is a violation).
  * A reply may be as long as KL_HTTP_MAX_RESPONSE, or three times the body
  * plus 1 MiB when that is more: the 202 to an evidence PATCH echoes the
- * evidence (PROTOCOL.md §6.7), JSON-escaped.
+ * evidence (docs/protocol.md §6.7), JSON-escaped.
  * Returns KL_OK when an HTTP answer arrived, else the transport's code.
  */
 int kl_api_call(const struct kl_api *a, const char *method, const char *url,

@@ -1,6 +1,6 @@
 /*
  * kl_backoff.h - when kl-agent tries again: backoff after failures and the
- * schedule after a success (PROTOCOL.md §7, §9.3; docs/kl-agent.md).
+ * schedule after a success (docs/protocol.md §7, §9.3; docs/kl-agent.md).
  *
  * Failures: "full jitter" exponential backoff. The n-th consecutive failure
  * (n >= 1) waits a uniform random delay in [0, cap(n)] with

@@ -47,7 +47,7 @@ struct key {
 #define I(f, lo, hi, d)	{ #f, K_INT, offsetof(struct kl_config, f), lo, hi, NULL, d }
 #define B(f, d)		{ #f, K_BOOL, offsetof(struct kl_config, f), 0, 0, NULL, d }
 
-/* Defaults are upstream's (PROTOCOL.md §9.1), except where kl_config.h says. */
+/* Defaults are upstream's (docs/protocol.md §9.1), except where kl_config.h says. */
 static const struct key keys[] = {
 	S(uuid, "d432fbb3-d2f1-4a97-9ef7-75bd81c00000"),
 	S(verifier_url, "https://localhost:8881"),

@@ -1,6 +1,6 @@
 /*
  * kl_config.h - the agent configuration, as upstream's keylime_push_model_agent
- * reads it (PROTOCOL.md §9.1, seeds/push-model-user-guide.txt).
+ * reads it (docs/protocol.md §9.1, seeds/push-model-user-guide.txt).
  *
  * Layers, later wins:
  *   1. built-in defaults (upstream's)

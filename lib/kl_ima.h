@@ -2,7 +2,7 @@
  * kl_ima.h - the IMA ASCII measurement list, read incrementally.
  *
  * The verifier asks for the lines of the log from a 0-based line index
- * (starting_offset, PROTOCOL.md §6.5-§6.6) to the end. A long-running host's
+ * (starting_offset, docs/protocol.md §6.5-§6.6) to the end. A long-running host's
  * log holds millions of lines, so kl keeps a checkpoint between runs: a
  * sparse index of (line index, byte offset) pairs plus the end of the last
  * scan. With it, counting the lines reads only what was appended since the

@@ -1,4 +1,4 @@
-/* kl_tpm.c - see kl_tpm.h. PROTOCOL.md §2.4-§2.5, §4.2, §6.3, §8. */
+/* kl_tpm.c - see kl_tpm.h. docs/protocol.md §2.4-§2.5, §4.2, §6.3, §8. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

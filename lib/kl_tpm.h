@@ -1,6 +1,6 @@
 /*
  * kl_tpm.h - every TPM operation kl needs, over tpm2-tss ESAPI. The only
- * module that calls tss2 (PROTOCOL.md §8).
+ * module that calls tss2 (docs/protocol.md §8).
  *
  * Use: kl_tpm_open() as late as possible, a few operations, kl_tpm_close()
  * before writing stdout (a swtpm serves one connection at a time; a step that
@@ -51,7 +51,7 @@ struct kl_ek {
 	TPM2B_AUTH auth;		/* endorsement hierarchy auth: a secret, wiped on release */
 };
 
-/* The output of a quote (PROTOCOL.md §6.3). */
+/* The output of a quote (docs/protocol.md §6.3). */
 struct kl_quote {
 	unsigned char *attest;		/* TPMS_ATTEST, no size prefix ("message") */
 	size_t attest_len;
@@ -87,7 +87,7 @@ void kl_tpm_flush(struct kl_tpm *t, ESYS_TR h);
 /*
  * The EK for alg "rsa" or "ecc": from the persistent handle ("0x81010001"),
  * or, when handle is "", created from the TCG default template (L-1
- * RSA-2048 or L-2 ECC P-256, PROTOCOL.md §8.2). endorsement_auth is "", text,
+ * RSA-2048 or L-2 ECC P-256, docs/protocol.md §8.2). endorsement_auth is "", text,
  * or "hex:<hex>" (a secret: never logged); it is kept in out->auth for the
  * policy sessions that authorize the EK. Release out with kl_tpm_ek_release().
  */
@@ -105,7 +105,7 @@ int kl_tpm_ek_cert(struct kl_tpm *t, const char *alg, unsigned char **der, size_
 int kl_tpm_nv_cert(struct kl_tpm *t, uint32_t index, unsigned char **der, size_t *len);
 
 /*
- * Create an AK under ek (template of PROTOCOL.md §8.2: RSA-2048 for an RSA EK,
+ * Create an AK under ek (template of docs/protocol.md §8.2: RSA-2048 for an RSA EK,
  * ECC P-256 for an ECC EK; nameAlg and scheme hash = hash_alg; sign_alg
  * "rsassa"/"rsapss" for RSA, "ecdsa" for ECC). Returns the marshalled
  * TPM2B_PUBLIC (aik_tpm) and TPM2B_PRIVATE. The AK is not loaded.
@@ -119,7 +119,7 @@ int kl_tpm_ak_load(struct kl_tpm *t, const struct kl_ek *ek, const unsigned char
     size_t pub_len, const unsigned char *priv, size_t priv_len, ESYS_TR *ak);
 
 /*
- * TPM2_ActivateCredential of the registrar's blob (PROTOCOL.md §2.4: magic
+ * TPM2_ActivateCredential of the registrar's blob (docs/protocol.md §2.4: magic
  * 0xBADCC0DE, version 1, credential, secret; sizes must fit exactly).
  * *secret is the recovered credential (32 ASCII bytes from Keylime): a secret,
  * free it with kl_secret_free(*secret, *slen).
@@ -128,7 +128,7 @@ int kl_tpm_activate(struct kl_tpm *t, const struct kl_ek *ek, ESYS_TR ak,
     const unsigned char *blob, size_t len, unsigned char **secret, size_t *slen);
 
 /*
- * TPM2_Certify of the AK by itself with qualifyingData = nonce (PROTOCOL.md
+ * TPM2_Certify of the AK by itself with qualifyingData = nonce (docs/protocol.md
  * §4.2): TPMS_ATTEST (no size prefix) and marshalled TPMT_SIGNATURE.
  */
 int kl_tpm_certify(struct kl_tpm *t, ESYS_TR ak, const unsigned char *nonce, size_t nonce_len,
@@ -153,7 +153,7 @@ int kl_tpm_pcr_read(struct kl_tpm *t, const char *bank, const int *pcrs, size_t 
     unsigned char **values, size_t *dlen);
 
 /*
- * The tpm_quote capabilities of PROTOCOL.md §5.1.1 that come from the TPM, as
+ * The tpm_quote capabilities of docs/protocol.md §5.1.1 that come from the TPM, as
  * a new object {"hash_algorithms":[..], "signature_schemes":[..],
  * "available_subjects":{"sha256":[0,..,23]}}: hash algorithms with an
  * allocated PCR bank, signature schemes sorted.
@@ -193,7 +193,7 @@ int kl_tpm_key_info(const unsigned char *pub, size_t len, struct kl_key_info *ou
 int kl_tpm_public_key(const unsigned char *pub, size_t len, struct kl_crypto_pubkey *out);
 
 /*
- * The PCR blob of PROTOCOL.md §6.3.3 for one bank: pcrs (ascending) with
+ * The PCR blob of docs/protocol.md §6.3.3 for one bank: pcrs (ascending) with
  * their values (npcrs * dlen bytes, same order). *blob is 136 + 532*N bytes.
  */
 int kl_tpm_pcr_blob(const char *bank, const int *pcrs, size_t npcrs,

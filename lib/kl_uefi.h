@@ -2,7 +2,7 @@
  * kl_uefi.h - the UEFI measured-boot event log (TCG PC Client Platform
  * Firmware Profile, "crypto agile" format, or the older SHA-1 format).
  *
- * The verifier wants the whole binary log, base64, each time (PROTOCOL.md
+ * The verifier wants the whole binary log, base64, each time (docs/protocol.md
  * §6.4), and kl-negotiate announces its number of events (§5.1.2). kl reads
  * the file whole and checks its structure before sending it: every length
  * in it is bounds-checked, and a malformed log is refused with the offset of

@@ -16,7 +16,7 @@
 /* A step's class when kl-agent was told to stop (TERM/INT) while it ran. */
 #define AGENT_STOPPED (-1)
 
-/* The seeds' states (PROTOCOL.md §9.2); every change is logged once. */
+/* The seeds' states (docs/protocol.md §9.2); every change is logged once. */
 enum agent_state {
 	ST_UNREGISTERED,
 	ST_REGISTERED,

@@ -1,5 +1,5 @@
 /*
- * cycle.c - one attestation cycle and the state machine (PROTOCOL.md §9.2):
+ * cycle.c - one attestation cycle and the state machine (docs/protocol.md §9.2):
  *
  *   Unregistered --kl-register--> Registered --> Negotiating
  *   Negotiating --[kl-session] kl-negotiate--> Attesting --kl-quote kl-submit--> (wait)
@@ -151,7 +151,7 @@ log_delay(const struct agent *a, const char *name, int class, long ms, const cha
 
 /*
  * Run one step on a->doc and take its document. Temporary failures are
- * retried here, as upstream retries a request (PROTOCOL.md §9.3).
+ * retried here, as upstream retries a request (docs/protocol.md §9.3).
  * Returns the class, or AGENT_STOPPED.
  */
 static int

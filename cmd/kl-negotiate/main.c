@@ -1,5 +1,5 @@
 /*
- * kl-negotiate: phase 1 of a push attestation (PROTOCOL.md §5).
+ * kl-negotiate: phase 1 of a push attestation (docs/protocol.md §5).
  *
  * Reads the document with "agent" and "session" (docs/contract.md), reads the
  * TPM's capabilities (PCR banks, signature schemes), counts the IMA and UEFI
@@ -283,7 +283,7 @@ fail:
 }
 
 /*
- * What a 422 to our capabilities most likely means for this AK (PROTOCOL.md
+ * What a 422 to our capabilities most likely means for this AK (docs/protocol.md
  * §5.2, §11 U1): Keylime takes no ECC AK, and no RSAPSS unless the agent's
  * accept_tpm_signing_algs list it.
  */
@@ -294,7 +294,7 @@ ak_hint(const json_t *ak)
 
 	if (alg && !strcmp(alg, "ecc"))
 		return "the AK is an ECC key, which Keylime's verifier does not accept "
-		    "(\"ecc\" prefixes no signature scheme, PROTOCOL.md 11 U1)";
+		    "(\"ecc\" prefixes no signature scheme, docs/protocol.md 11 U1)";
 	if (sign && strcmp(sign, "rsassa") != 0)
 		return "the AK signs with a scheme other than rsassa: the verifier's "
 		    "accept_tpm_signing_algs for this agent must list it";

@@ -1,5 +1,5 @@
 /*
- * kl-quote: the evidence for a challenge (PROTOCOL.md §6.3-§6.6, §8). No network.
+ * kl-quote: the evidence for a challenge (docs/protocol.md §6.3-§6.6, §8). No network.
  *
  * Reads the document with "agent" and "challenge" (docs/contract.md). Quotes
  * the selected PCRs of the chosen bank with the AK over the decoded nonce,

@@ -1,7 +1,7 @@
 /*
  * check.c - kl-register --check: would registering work? Compares this TPM's
  * EK, its certificate and the persisted AK with the registrar's record of the
- * agent id (GET /v{ver}/agents/{id}) and explains a coming 403 (PROTOCOL.md
+ * agent id (GET /v{ver}/agents/{id}) and explains a coming 403 (docs/protocol.md
  * §2.7) before anything is posted. Writes no document and changes nothing: no
  * AK is made, no file written, nothing sent but two GETs.
  *

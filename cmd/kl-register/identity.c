@@ -3,7 +3,7 @@
  * a persistent handle), its certificate, the AK, and the agent id.
  *
  * The AK is what the registrar remembers: a new AK for a known agent id is
- * refused with 403 for good (PROTOCOL.md §2.7). So:
+ * refused with 403 for good (docs/protocol.md §2.7). So:
  *   - an AK file that belongs to this EK and was made with the configured
  *     algorithms is reused, always;
  *   - an AK file that belongs to another EK or other algorithms is never

@@ -1,6 +1,6 @@
 /*
  * kl-register: the agent's TPM identity, registered and activated at the
- * Keylime registrar (PROTOCOL.md §2, docs/kl-register.md).
+ * Keylime registrar (docs/protocol.md §2, docs/kl-register.md).
  *
  * Reads the document on stdin (empty is fine: `kl-register </dev/null`) and the
  * configuration. Checks the uuid option before anything else, then: opens the

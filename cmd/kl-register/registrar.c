@@ -1,6 +1,6 @@
 /*
  * registrar.c - registration and activation at the Keylime registrar, API v2.x
- * (PROTOCOL.md §2): GET /version, POST /v{ver}/agents/{id} with the EK and AK,
+ * (docs/protocol.md §2): GET /version, POST /v{ver}/agents/{id} with the EK and AK,
  * TPM2_ActivateCredential of the blob, PUT /v{ver}/agents/{id} with auth_tag.
  *
  * What an answer means (docs/kl-register.md, "Exit codes"):

@@ -1,5 +1,5 @@
 /*
- * kl-session: proof-of-possession authentication at the verifier (PROTOCOL.md §4).
+ * kl-session: proof-of-possession authentication at the verifier (docs/protocol.md §4).
  *
  * Reads the document with "agent" (docs/contract.md). When it already holds a
  * token for this verifier and agent that is valid for 30 s more, writes it
@@ -58,7 +58,7 @@ parse_challenge(const json_t *reply, const char *what, const char **sid, unsigne
 
 /*
  * Why the verifier may have refused our proof (401). Keylime takes only
- * RSASSA/SHA-256 signatures for PoP (PROTOCOL.md §4.2, §11 U1), whatever
+ * RSASSA/SHA-256 signatures for PoP (docs/protocol.md §4.2, §11 U1), whatever
  * the AK: name any other scheme of ours, else suspect the enrollment.
  */
 static void
@@ -70,7 +70,7 @@ pop_hint(const json_t *agent, char *out, size_t cap)
 
 	if (sign && hash && (strcmp(sign, "rsassa") != 0 || strcmp(hash, "sha256") != 0))
 		snprintf(out, cap, "the verifier rejected the TPM proof: the %s AK signs with "
-		    "%s/%s, and Keylime accepts only rsassa/sha256 proofs (PROTOCOL.md 4.2)",
+		    "%s/%s, and Keylime accepts only rsassa/sha256 proofs (docs/protocol.md 4.2)",
 		    alg ? alg : "?", sign, hash);
 	else
 		snprintf(out, cap, "the verifier rejected the TPM proof: is the agent enrolled with this AK?");

@@ -1,5 +1,5 @@
 /*
- * kl-submit: phase 2 of a push attestation (PROTOCOL.md §6).
+ * kl-submit: phase 2 of a push attestation (docs/protocol.md §6).
  *
  * Reads the document with "agent", "session", "challenge" and "evidence"
  * (docs/contract.md), checks that the evidence answers the challenge item for
@@ -52,7 +52,7 @@ ima_ok(const json_t *data)
 	return json_integer_value(c) >= 0 && (size_t)json_integer_value(c) == lines;
 }
 
-/* What each requested item must carry in "data" (PROTOCOL.md §6.2-§6.5). */
+/* What each requested item must carry in "data" (docs/protocol.md §6.2-§6.5). */
 static int
 check_item(const json_t *item, const char *type, size_t i)
 {

@@ -269,7 +269,7 @@ last_verdict() { kl_verdicts "$AGENT_ID" --wait "${1:-1}" | jq -c '.attestations
 refused_pop() {
 	run -1 --separate-stderr kl_run kl-session <"$DOCS/reg.json"
 	[ -z "$output" ]
-	[[ $stderr == "kl-session: error: PATCH $KL_VERIFIER_URL/v3.0/sessions/"*": HTTP 401 (JSON reply of "*" bytes); the verifier rejected the TPM proof: the $1 AK signs with $2, and Keylime accepts only rsassa/sha256 proofs (PROTOCOL.md 4.2)" ]]
+	[[ $stderr == "kl-session: error: PATCH $KL_VERIFIER_URL/v3.0/sessions/"*": HTTP 401 (JSON reply of "*" bytes); the verifier rejected the TPM proof: the $1 AK signs with $2, and Keylime accepts only rsassa/sha256 proofs (docs/protocol.md 4.2)" ]]
 }
 
 @test "e2e: sha384 AK: Keylime refuses its PoP; where the verifier takes it, the cycle quotes sha384" {
@@ -307,7 +307,7 @@ refused_pop() {
 	enroll_own_scheme "$AGENT_ID"
 	kl_run kl-session <"$DOCS/reg.json" >"$DOCS/ses.json"
 	run -1 --separate-stderr kl_run kl-negotiate <"$DOCS/ses.json"
-	[ "$stderr" = "kl-negotiate: error: POST $KL_VERIFIER_URL/v3.0/agents/$AGENT_ID/attestations: HTTP 422 invalid_resource_data: Attribute 'evidence' must be compatible with a given signature schemes.; the AK is an ECC key, which Keylime's verifier does not accept (\"ecc\" prefixes no signature scheme, PROTOCOL.md 11 U1)" ]
+	[ "$stderr" = "kl-negotiate: error: POST $KL_VERIFIER_URL/v3.0/agents/$AGENT_ID/attestations: HTTP 422 invalid_resource_data: Attribute 'evidence' must be compatible with a given signature schemes.; the AK is an ECC key, which Keylime's verifier does not accept (\"ecc\" prefixes no signature scheme, docs/protocol.md 11 U1)" ]
 	kl_enroll "$AGENT_ID" --allow-ecc --ima-permissive
 	run -0 pipeline "$DOCS/reg.json"
 	last_verdict | jq -e '.evaluation == "pass" and .received.signature_scheme == "ecdsa"'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# kl-negotiate.bats - capabilities negotiation (PROTOCOL.md §5) against the
+# kl-negotiate.bats - capabilities negotiation (docs/protocol.md §5) against the
 # strict test verifier: what kl offers, how it reads the 201, the exit codes of
 # the verifier's refusals, and every malformed verifier reply.
 load helpers

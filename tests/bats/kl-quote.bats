@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# kl-quote.bats - the evidence for a challenge (PROTOCOL.md §6.3-§6.6, §8),
+# kl-quote.bats - the evidence for a challenge (docs/protocol.md §6.3-§6.6, §8),
 # with no network: challenges are made here, and the quote is checked by
 # fixtures/e2e/check-quote.py with the test peers' TPM code. IMA from the
 # verifier's offset through the checkpoint, UEFI as base64, expiry, and the
@@ -153,7 +153,7 @@ ima_doc() {
 	run -0 kl_run kl-quote < <(ima_doc 4 2)
 	jq -e --arg want "$(sed -n 5,6p "$IMA_LOG")"$'\n' \
 		'.evidence.evidence_collected[1].data == {"entry_count": 2, "entries": $want}' <<<"$output"
-	# Nothing new: an empty string and 0 (PROTOCOL.md §6.5).
+	# Nothing new: an empty string and 0 (docs/protocol.md §6.5).
 	run -0 kl_run kl-quote < <(ima_doc 10)
 	jq -e '.evidence.evidence_collected[1].data == {"entry_count": 0, "entries": ""}' <<<"$output"
 	# A last line still being written is not sent.
@@ -223,7 +223,7 @@ ima_doc() {
 		| map(.evidence_type) == ["tpm_quote", "uefi_log", "ima_log"]
 		and .[1] == {"evidence_class": "log", "evidence_type": "uefi_log", "data": {"entries": $uefi}}
 		and .[2].data.entry_count == 2' <<<"$output"
-	# Another order (the verifier's is authoritative, PROTOCOL.md §6.2).
+	# Another order (the verifier's is authoritative, docs/protocol.md §6.2).
 	run -0 kl_run kl-quote < <(challenge_doc '.challenge.requested = ["ima_log", "tpm_quote"]
 		| .challenge.ima_log = {starting_offset: 1, entry_count: null}')
 	jq -e '.evidence.evidence_collected | map(.evidence_type) == ["ima_log", "tpm_quote"]' <<<"$output"

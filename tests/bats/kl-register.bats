@@ -112,7 +112,7 @@ fails_intact() {
 	[ "$(stat -c %a "$AKF")" = 600 ]
 	[ "$(jq -r .ak.public "$AKF")" = "$(jq -r .agent.ak.public <<<"$output")" ]
 	[ "$(jq -r .ak.private "$AKF" | base64 -d | wc -c)" -gt 100 ]
-	# name = 000b || SHA-256(TPMT_PUBLIC) (PROTOCOL.md §8.3)
+	# name = 000b || SHA-256(TPMT_PUBLIC) (docs/protocol.md §8.3)
 	[ "$(jq -r .agent.ak.name <<<"$output")" = \
 		"000b$(jq -r .agent.ak.public <<<"$output" | base64 -d | tail -c +3 | sha256sum | cut -c1-64)" ]
 	tpm_clean
@@ -135,7 +135,7 @@ fails_intact() {
 		and (.auth_tag | test("^[0-9a-f]{96}$"))'
 }
 
-@test "auth_tag: the test vector of PROTOCOL.md §2.5 (fixed registrar challenge)" {
+@test "auth_tag: the test vector of docs/protocol.md §2.5 (fixed registrar challenge)" {
 	export KEYLIME_AGENT_UUID=c0ffee00-1234-4abc-9def-0123456789ab
 	kl_peer_ctl DELETE "$KL_REGISTRAR_CTL/agents/$KEYLIME_AGENT_UUID" >/dev/null || true
 	kl_peer_ctl POST "$KL_REGISTRAR_CTL/config" '{"challenge": "k3J9vQx2Lm8Np4Rt7Yw1Zc6Hb5Gd0Fs2"}'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# kl-session.bats - PoP authentication (PROTOCOL.md §4) against the strict test
+# kl-session.bats - PoP authentication (docs/protocol.md §4) against the strict test
 # verifier, which checks the TPM2_Certify proof itself: a fresh token, reuse of
 # a valid one, refusals, rate limiting, and every malformed verifier reply.
 load helpers

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# kl-submit.bats - evidence submission (PROTOCOL.md §6.1, §6.7, §6.8) against
+# kl-submit.bats - evidence submission (docs/protocol.md §6.1, §6.7, §6.8) against
 # the strict test verifier: the PATCH and its 202, evidence that is never sent
 # because it is incomplete or stale, the verifier's refusals, and every
 # malformed verifier reply.
@@ -210,7 +210,7 @@ bad_reply() {
 	bad_reply 100 '{"status": 415}'
 }
 
-@test "kl-submit: a 202 whose body is not what PROTOCOL.md §6.7 says is still an acceptance" {
+@test "kl-submit: a 202 whose body is not what docs/protocol.md §6.7 says is still an acceptance" {
 	local b
 	for b in '"accepted"' '{"meta": {"seconds_to_next_attestation": "2"}}' \
 		'{"meta": {"seconds_to_next_attestation": -1}}' '{"data": {}}'; do

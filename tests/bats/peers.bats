@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # peers.bats - the test registrar and verifier (tests/peers) judged with real
 # TPM material: a swtpm, tpm2-tools, curl, openssl. The peers must be as strict
-# as Keylime (PROTOCOL.md sections 2-7), so each check here is one that kl's
+# as Keylime (docs/protocol.md sections 2-7), so each check here is one that kl's
 # own tests rely on.
 
 load helpers
@@ -60,7 +60,7 @@ verdict() { kl_verdicts "$ID" --wait "$1" | jq -c ".attestations[$(($1 - 1))]"; 
 		     == [[true, 0, "pass", 4], [true, 4, "pass", 1], [true, 5, "pass", 1]])' <<<"$output"
 }
 
-@test "kltpm: the PCR blob parser is exact (PROTOCOL.md 6.3.3)" {
+@test "kltpm: the PCR blob parser is exact (docs/protocol.md 6.3.3)" {
 	run -0 "$KL_PYTHON" - "$KL_PEERS_DIR" <<'PY'
 import struct, sys
 sys.path.insert(0, sys.argv[1])
@@ -151,7 +151,7 @@ PY
 		jq -e --arg p "/v2.1/agents/$id" '[.[] | select(.path == $p)][0].scheme == "https"'
 }
 
-@test "registrar: the auth_tag test vectors of PROTOCOL.md 2.5 (openssl and registrar)" {
+@test "registrar: the auth_tag test vectors of docs/protocol.md 2.5 (openssl and registrar)" {
 	[ "$(fx_auth_tag k3J9vQx2Lm8Np4Rt7Yw1Zc6Hb5Gd0Fs2 c0ffee00-1234-4abc-9def-0123456789ab)" = \
 		8c5f516f7976d62116237f61c831d247a12fdd64a6a60ff625ebff2430e97b1787f0504d15c91595cee8fd0156b6894f ]
 	kl_peer_ctl DELETE "$KL_REGISTRAR_CTL/agents/c0ffee00-1234-4abc-9def-0123456789ab" || true

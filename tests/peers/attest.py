@@ -1,4 +1,4 @@
-"""attest - what the test verifier decides about an attestation (PROTOCOL.md 5-6).
+"""attest - what the test verifier decides about an attestation (docs/protocol.md 5-6).
 
 No HTTP here: verifier.py parses requests and sends answers; this module holds
 the enrollment and attestation records and the rules Keylime applies to them:

@@ -36,7 +36,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 128 << 20            # above the verifier's 100 MiB upload limit
-JSON_INDENT = 4                 # v2 envelope and session bodies (PROTOCOL.md 3.3)
+JSON_INDENT = 4                 # v2 envelope and session bodies (docs/protocol.md 3.3)
 HTML_TYPE = "text/html; charset=UTF-8"
 
 
@@ -60,7 +60,7 @@ class Response:
 
 
 def empty(status):
-    """Tornado's bare error page: no body, text/html (PROTOCOL.md 3.3)."""
+    """Tornado's bare error page: no body, text/html (docs/protocol.md 3.3)."""
     return Response(status, b"", HTML_TYPE)
 
 
@@ -202,7 +202,7 @@ class Recorder:
 
 
 def request_id(req):
-    """X-Request-ID echoed with non-word characters removed (PROTOCOL.md 2.1)."""
+    """X-Request-ID echoed with non-word characters removed (docs/protocol.md 2.1)."""
     return re.sub(r"[^A-Za-z0-9_]", "", req.header("X-Request-ID", ""))
 
 

@@ -3,7 +3,7 @@
 Parses what an agent sends (TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE, the
 tpm2-tools PCR blob, IMA ascii lines, TCG2 event logs), verifies signatures
 with an AK public area, and performs a software TPM2_MakeCredential to an RSA
-or ECC EK. Layouts follow /work/shared/PROTOCOL.md (sections given in the
+or ECC EK. Layouts follow docs/protocol.md (sections given in the
 comments) and the TPM 2.0 Library spec, Part 1 (credential protection, KDFa,
 KDFe) and Part 2 (structures).
 
@@ -12,7 +12,7 @@ raises TpmError with a short reason. The peers turn that into the HTTP answer
 or the failed verdict Keylime would give.
 
 Run as a program it offers a few helpers for shell tests:
-    kltpm.py auth-tag CERTINFO AGENT_ID       HMAC of PROTOCOL.md section 2.5
+    kltpm.py auth-tag CERTINFO AGENT_ID       HMAC of docs/protocol.md section 2.5
     kltpm.py name B64_TPM2B_PUBLIC            object name, hex
     kltpm.py makecred B64_EK_PUB HEX_NAME SECRET   credential blob, base64
 """
@@ -95,7 +95,7 @@ def crypto_hash(alg):
 
 
 def b64decode_strict(text, what="value"):
-    """Standard base64 with padding, no whitespace: PROTOCOL.md section 0."""
+    """Standard base64 with padding, no whitespace: docs/protocol.md section 0."""
     if not isinstance(text, str):
         raise TpmError("%s is not a string" % what)
     if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", text) or len(text) % 4:
@@ -150,7 +150,7 @@ def tpm2b(data):
 
 
 # ---------------------------------------------------------------------------
-# TPM2B_PUBLIC / TPMT_PUBLIC (Part 2 section 12.2; PROTOCOL.md section 8.2)
+# TPM2B_PUBLIC / TPMT_PUBLIC (Part 2 section 12.2; docs/protocol.md section 8.2)
 
 class Public:
     """A parsed TPMT_PUBLIC of an RSA or ECC key."""
@@ -207,7 +207,7 @@ class Public:
 
     @property
     def name(self):
-        """nameAlg || H_nameAlg(TPMT_PUBLIC), PROTOCOL.md section 8.3."""
+        """nameAlg || H_nameAlg(TPMT_PUBLIC), docs/protocol.md section 8.3."""
         return struct.pack(">H", self.name_alg) + digest(self.name_alg, self.tpmt)
 
     @property
@@ -270,7 +270,7 @@ def parse_public_any(data):
 
 
 # ---------------------------------------------------------------------------
-# TPMS_ATTEST (PROTOCOL.md section 8.5) and TPMT_SIGNATURE (section 8.6)
+# TPMS_ATTEST (docs/protocol.md section 8.5) and TPMT_SIGNATURE (section 8.6)
 
 class Attest:
     def __init__(self, data):
@@ -366,7 +366,7 @@ def verify_signature(pub, sig, message):
 
 
 # ---------------------------------------------------------------------------
-# The tpm2-tools "serialized" PCR blob (PROTOCOL.md section 6.3.3): a
+# The tpm2-tools "serialized" PCR blob (docs/protocol.md section 6.3.3): a
 # little-endian image of TPML_PCR_SELECTION, u32 N, N x TPML_DIGEST, with the
 # tpm2-tss struct sizes (8-byte selections, 66-byte digest slots).
 
@@ -464,7 +464,7 @@ def pcr_extend(alg, old, data_digest):
 
 
 # ---------------------------------------------------------------------------
-# MakeCredential (Part 1 section 24, PROTOCOL.md section 2.4)
+# MakeCredential (Part 1 section 24, docs/protocol.md section 2.4)
 
 def kdfa(alg, key, label, context_u, context_v, bits):
     """KDFa in counter mode with HMAC; label given without its NUL."""
@@ -536,7 +536,7 @@ def auth_tag(challenge, agent_id):
 
 
 # ---------------------------------------------------------------------------
-# IMA ascii log lines (PROTOCOL.md section 6.5)
+# IMA ascii log lines (docs/protocol.md section 6.5)
 
 def ima_ng_template(algo, file_digest, path):
     """Template data of an ima-ng entry: d-ng field then n-ng field."""

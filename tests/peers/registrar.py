@@ -3,7 +3,7 @@
 
     registrar.py --state DIR [--tls-cert F --tls-key F]
 
-Serves the agent side of PROTOCOL.md section 2 on plain HTTP and (with a
+Serves the agent side of docs/protocol.md section 2 on plain HTTP and (with a
 certificate) HTTPS, plus a plain-HTTP control port; the ports are in
 DIR/ports.json, the log in DIR/registrar.log.
 

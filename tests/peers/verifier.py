@@ -5,7 +5,7 @@
                 [--challenge-lifetime 1800] [--nonce-lifetime 60]
                 [--session-lifetime 180] [--session-rate-per-agent 15]
 
-HTTPS API (PROTOCOL.md sections 3-7), under /v3 and /v3.0:
+HTTPS API (docs/protocol.md sections 3-7), under /v3 and /v3.0:
   POST  /sessions                         PoP challenge (section 4.1)
   PATCH /sessions/{sid}                   PoP proof -> token (section 4.3)
   POST  /agents/{id}/attestations         capabilities -> evidence requested (5)
