@@ -28,13 +28,13 @@ HTTP_LIB  = kl_http kl_crypto_rand
 
 kl-register_LIB   = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_hash_ek
 kl-register_PKGS  = $(BASE_PKGS) libcurl $(TPM_PKGS)
-kl-session_LIB    = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_identity kl_api
+kl-session_LIB    = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_identity kl_api kl_token
 kl-session_PKGS   = $(BASE_PKGS) libcurl $(TPM_PKGS)
-kl-negotiate_LIB  = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_api kl_ima kl_uefi
+kl-negotiate_LIB  = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_api kl_ima kl_uefi kl_token
 kl-negotiate_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
 kl-quote_LIB      = $(BASE_LIB) $(TPM_LIB) kl_identity kl_ima kl_uefi
 kl-quote_PKGS     = $(BASE_PKGS) $(TPM_PKGS)
-kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api
+kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api kl_token
 kl-submit_PKGS    = $(BASE_PKGS) libcurl
 kl-verdict_LIB    = $(BASE_LIB) $(HTTP_LIB) kl_api
 kl-verdict_PKGS   = $(BASE_PKGS) libcurl

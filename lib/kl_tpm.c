@@ -1753,3 +1753,74 @@ out:
 	json_decref(subjects);
 	return rc;
 }
+
+/* ---------------------------------------------------------------- saved contexts */
+
+int
+kl_tpm_context_save(struct kl_tpm *t, ESYS_TR obj, unsigned char **blob, size_t *len)
+{
+	TPMS_CONTEXT *ctx = NULL;
+	unsigned char buf[sizeof(TPMS_CONTEXT)];
+	size_t off = 0;
+	TSS2_RC r;
+	int rc;
+
+	*blob = NULL;
+	*len = 0;
+	r = Esys_ContextSave(t->esys, obj, &ctx);
+	if (r != TSS2_RC_SUCCESS)
+		return tpm_fail("Esys_ContextSave", r);
+	if (ctx == NULL)
+		return bad_output("Esys_ContextSave");
+	if (Tss2_MU_TPMS_CONTEXT_Marshal(ctx, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
+		rc = bad_output("Tss2_MU_TPMS_CONTEXT_Marshal");
+	else
+		rc = dup_bytes(buf, off, blob, len);
+	Esys_Free(ctx);
+	return rc;
+}
+
+int
+kl_tpm_context_load(struct kl_tpm *t, const unsigned char *blob, size_t len,
+    const unsigned char *pub, size_t pub_len, ESYS_TR *obj)
+{
+	TPMS_CONTEXT ctx;
+	TPM2B_NAME *got = NULL;
+	unsigned char *want = NULL;
+	size_t off = 0, want_len = 0;
+	TSS2_RC r;
+	int rc;
+
+	*obj = ESYS_TR_NONE;
+	memset(&ctx, 0, sizeof(ctx));
+	if (Tss2_MU_TPMS_CONTEXT_Unmarshal(blob, len, &off, &ctx) != TSS2_RC_SUCCESS || off != len)
+		return KL_REFUSED;
+	r = Esys_ContextLoad(t->esys, &ctx, obj);
+	if (r != TSS2_RC_SUCCESS) {
+		*obj = ESYS_TR_NONE;
+		/* Unreachable or busy is the caller's error; anything else: stale. */
+		if (rc_class(r) == KL_TEMP)
+			return tpm_fail("Esys_ContextLoad", r);
+		kl_info("saved AK context not taken by the TPM (%s): re-creating it",
+		    Tss2_RC_Decode(r));
+		return KL_REFUSED;
+	}
+	if ((rc = track(t, *obj)) != KL_OK) {
+		*obj = ESYS_TR_NONE;
+		return rc;
+	}
+	/* The TPM vouches for the blob; that it is this key, the name says. */
+	if ((rc = kl_tpm_name(pub, pub_len, &want, &want_len)) != KL_OK)
+		return rc;
+	r = Esys_TR_GetName(t->esys, *obj, &got);
+	if (r != TSS2_RC_SUCCESS || got == NULL || got->size != want_len ||
+	    memcmp(got->name, want, want_len) != 0) {
+		kl_info("saved AK context holds another key: re-creating it");
+		kl_tpm_flush(t, *obj);
+		*obj = ESYS_TR_NONE;
+		rc = KL_REFUSED;
+	}
+	Esys_Free(got);
+	free(want);
+	return rc;
+}

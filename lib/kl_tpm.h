@@ -172,6 +172,23 @@ int kl_tpm_pcr_read(struct kl_tpm *t, const char *bank, const int *pcrs, size_t 
  */
 int kl_tpm_caps(struct kl_tpm *t, json_t **out);
 
+/*
+ * Saved contexts (TPM2_ContextSave/ContextLoad), so that later processes use
+ * a loaded key without re-creating its parent (an EK CreatePrimary takes
+ * seconds on a discrete TPM). A saved object context is protected by the TPM
+ * and valid until a TPM Reset or Restart.
+ * kl_tpm_context_save: the marshalled TPMS_CONTEXT of obj (ESAPI's metadata
+ * inside its contextBlob), malloc()ed. The object stays loaded.
+ * kl_tpm_context_load: load such a blob; it must be the key whose marshalled
+ * TPM2B_PUBLIC is pub. *obj is tracked. KL_REFUSED (one info line) when the
+ * blob is malformed, stale (the TPM refuses it: integrity, handle, hierarchy)
+ * or another key: the caller re-creates it. KL_TEMP when the TPM is busy or
+ * unreachable.
+ */
+int kl_tpm_context_save(struct kl_tpm *t, ESYS_TR obj, unsigned char **blob, size_t *len);
+int kl_tpm_context_load(struct kl_tpm *t, const unsigned char *blob, size_t len,
+    const unsigned char *pub, size_t pub_len, ESYS_TR *obj);
+
 /* --- No TPM needed --- */
 
 /* Name of a key from its marshalled TPM2B_PUBLIC: nameAlg || H(TPMT_PUBLIC). */

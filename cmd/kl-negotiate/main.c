@@ -23,6 +23,7 @@
 #include "kl_log.h"
 #include "kl_prog.h"
 #include "kl_rc.h"
+#include "kl_token.h"
 #include "kl_tpm.h"
 #include "kl_uefi.h"
 #include "kl_util.h"
@@ -346,6 +347,8 @@ negotiate(struct kl_prog *p, json_t **out)
 		goto out;
 	if (resp.status != 201) {
 		rc = kl_api_fail_hint(&resp, reply, what, resp.status == 422 ? ak_hint(ak) : NULL);
+		if (rc == KL_REAUTH)
+			kl_token_drop(&p->cfg, token);	/* one PoP per token, not per 401 */
 		if (rc == KL_TEMP && resp.retry_after >= 0)
 			*out = kl_prog_retry_doc(p, resp.status, resp.retry_after);
 		goto out;

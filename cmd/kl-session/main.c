@@ -4,10 +4,12 @@
  * Reads the document with "agent" (docs/contract.md). When it already holds a
  * token for this verifier and agent that is valid for 30 s more, writes it
  * back unchanged without contacting the verifier (session creation is rate
- * limited). Otherwise: POST /v3.0/sessions for a challenge, TPM2_Certify of
- * the AK by the AK over the decoded challenge, PATCH /v3.0/sessions/<id>
- * with the proof, and writes the document plus "session" with the token.
- * The token goes to stdout only: never to argv, logs or files.
+ * limited). An input without a session takes the one kept in keylime_dir
+ * (kl_token.h) the same way. Otherwise: POST /v3.0/sessions for a challenge,
+ * TPM2_Certify of the AK by the AK over the decoded challenge, PATCH
+ * /v3.0/sessions/<id> with the proof, and writes the document plus "session"
+ * with the token. The token goes to stdout and to the 0600 file of kl_token.h
+ * only: never to argv or logs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include "kl_log.h"
 #include "kl_prog.h"
 #include "kl_rc.h"
+#include "kl_token.h"
 #include "kl_tpm.h"
 #include "kl_util.h"
 #include "kl_banned.h"
@@ -31,22 +34,6 @@ static const struct kl_cli_opt own[] = {
 	KL_CLI_END,
 };
 static const struct kl_cli cli = { .opts = own, .operands = "<document >document" };
-#define REUSE_MARGIN 30	/* seconds a reused token must still be valid */
-
-/* A token in the input we may keep using (docs/contract.md, "session"). */
-static int
-reusable(const struct kl_prog *p, const struct kl_api *api, const char *id)
-{
-	json_t *s = kl_json_obj(p->doc, "session");
-	const char *tok = kl_json_str(s, "token"), *url = kl_json_str(s, "verifier_url");
-	const char *aid = kl_json_str(s, "agent_id"), *exp = kl_json_str(s, "expires_at");
-	time_t t;
-
-	if (!tok || !url || !aid || !exp || strcmp(url, api->base) || strcmp(aid, id))
-		return 0;
-	return kl_time_parse(exp, &t) == 0 && t > time(NULL) + REUSE_MARGIN;
-}
-
 /* The verifier's challenge from the POST /sessions reply (§4.1). */
 static int
 parse_challenge(const json_t *reply, const char *what, const char **sid, unsigned char **nonce, size_t *nlen)
@@ -282,8 +269,10 @@ authenticate(struct ses *s, json_t **out)
 	if ((rc = post_session(s, &sid, &nonce, &nlen, out)) == KL_OK &&
 	    (rc = certify(s->p, s->agent, nonce, nlen, &msg, &sig)) == KL_OK &&
 	    (rc = patch_session(s, sid, msg, sig, &attr, out)) == KL_OK &&
-	    (rc = session_member(s, sid, attr, &member)) == KL_OK)
+	    (rc = session_member(s, sid, attr, &member)) == KL_OK) {
+		kl_token_save(&s->p->cfg, member);	/* the next run reuses it (kl_token.h) */
 		rc = output(s, member, out);
+	}
 	json_decref(attr);
 	free(sid);
 	free(msg);
@@ -296,7 +285,7 @@ static int
 session(struct kl_prog *p, json_t **out)
 {
 	struct ses s = { .p = p };
-	json_t *agent, *ak;
+	json_t *agent, *ak, *kept = NULL;
 	const char *pub;
 	int rc;
 
@@ -308,14 +297,19 @@ session(struct kl_prog *p, json_t **out)
 		return rc;
 	s.agent = agent;
 	if ((rc = kl_api_init(&s.api, &p->cfg)) == KL_OK) {
-		if (reusable(p, &s.api, s.id)) {
-			kl_info("reusing the session token valid until %s",
-			    kl_json_str(kl_json_obj(p->doc, "session"), "expires_at"));
-			rc = output(&s, NULL, out);
+		/* A token in the input, else the one kept in keylime_dir (kl_token.h). */
+		if (json_object_get(p->doc, "session") == NULL)
+			kl_token_load(&p->cfg, s.api.base, s.id, &kept);
+		if (kept != NULL || kl_token_usable(kl_json_obj(p->doc, "session"), s.api.base, s.id)) {
+			kl_info("reusing the session token valid until %s", kl_json_str(kept ? kept :
+			    kl_json_obj(p->doc, "session"), "expires_at"));
+			rc = output(&s, kept, out);	/* takes kept */
+			kept = NULL;
 		} else {
 			rc = authenticate(&s, out);
 		}
 	}
+	json_decref(kept);
 	kl_api_release(&s.api);
 	return rc;
 }

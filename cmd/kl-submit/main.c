@@ -19,6 +19,7 @@
 #include "kl_log.h"
 #include "kl_prog.h"
 #include "kl_rc.h"
+#include "kl_token.h"
 #include "kl_util.h"
 #include "kl_banned.h"
 
@@ -193,6 +194,8 @@ submit(struct kl_prog *p, json_t **out)
 	}
 	if (resp.status != 202) {
 		rc = kl_api_fail(&resp, reply, what);
+		if (rc == KL_REAUTH)
+			kl_token_drop(&p->cfg, token);	/* one PoP per token, not per 401 */
 		if (rc == KL_TEMP && resp.retry_after >= 0)
 			*out = kl_prog_retry_doc(p, resp.status, resp.retry_after);
 		goto out;

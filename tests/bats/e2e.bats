@@ -68,7 +68,11 @@ last_verdict() { kl_verdicts "$AGENT_ID" --wait "${1:-1}" | jq -c '.attestations
 	kl_enroll "$AGENT_ID" --ima-permissive
 	cycle "$DOCS/reg.json" "$DOCS/a"
 	last_verdict | jq -e '.evaluation == "pass"'
-	# kl-session on its saved input: a new token; on its own output: the same, no request.
+	# kl-session on its saved input: the kept token (kl_token.h); without it, a
+	# new token; on its own output: the same, no request.
+	run -0 kl_run kl-session <"$DOCS/reg.json"
+	[ "$output" = "$(jq -c . "$DOCS/a.session.json")" ]
+	rm "$KDIR/kl-session.json"
 	run -0 kl_run kl-session <"$DOCS/reg.json"
 	[ "$(shape /dev/stdin <<<"$output")" = "$(shape "$DOCS/a.session.json")" ]
 	[ "$(jq -r .session.token <<<"$output")" != "$(jq -r .session.token "$DOCS/a.session.json")" ]
@@ -198,9 +202,10 @@ last_verdict() { kl_verdicts "$AGENT_ID" --wait "${1:-1}" | jq -c '.attestations
 		[[ $output == *"kl-$f: debug: "* ]]
 	done
 	[[ $output == *"kl-negotiate: debug: > Authorization: <redacted>"* ]]
-	# ... and the token is in none of it, nor in any file under keylime_dir.
+	# ... and the token is in none of it, nor in any file under keylime_dir
+	# but the kept session (0600, checked below with every file).
 	[[ $output != *"$secret"* ]]
-	! grep -rqF "$secret" "$KDIR"
+	[ "$(grep -rlF "$secret" "$KDIR")" = "$KDIR/kl-session.json" ]
 	[ -n "$(find "$KDIR" -type f)" ]
 	[ -z "$(find "$KDIR" -type f ! -perm 0600)" ]
 	last_verdict | jq -e '.evaluation == "pass"'

@@ -16,6 +16,9 @@ setup() {
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" \
 		'{"session_rate_per_agent": 0, "nonce_lifetime": 60, "session_lifetime": 180}' >/dev/null
 	REG=$D/reg.json
+	# These tests are about the PoP: start without the kept token (kl_token.h),
+	# which the tests at the end of the file exercise.
+	rm -f "$KDIR/kl-session.json"
 }
 
 # session_ok: $output holds a session member for this agent and verifier.
@@ -76,13 +79,14 @@ kl-session: info: reusing the session token valid until $(jq -r .session.expires
 	[ "$(nreq '^/v3.0/sessions$')" = 5 ]
 }
 
-@test "kl-session: the token is in no log line at -vv and in no file" {
+@test "kl-session: the token is in no log line at -vv and in no file but the 0600 kept session" {
 	local tok
 	run -0 --separate-stderr kl_run kl-session -vv <"$REG"
 	tok=$(jq -r .session.token <<<"$output")
 	[ -n "$tok" ] && [ "${#stderr_lines[@]}" -gt 10 ]
 	[[ $stderr != *"${tok#*.}"* ]]
-	! grep -rqF "${tok#*.}" "$D"
+	[ "$(grep -rlF "${tok#*.}" "$D")" = "$KDIR/kl-session.json" ]
+	[ "$(stat -c %a "$KDIR/kl-session.json")" = 600 ]
 	# No step takes a token on its command line.
 	for step in kl-session kl-negotiate kl-submit; do
 		run -100 --separate-stderr kl_run "$step" --token "$tok" </dev/null
@@ -125,6 +129,7 @@ kl-session: info: reusing the session token valid until $(jq -r .session.expires
 @test "kl-session: the per-agent rate limit (429 + Retry-After) is temporary with the delay in stdout" {
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" '{"session_rate_per_agent": 1}' >/dev/null
 	kl_run kl-session <"$REG" >/dev/null
+	rm "$KDIR/kl-session.json"	# else the second run takes the kept token
 	run -111 --separate-stderr kl_run kl-session <"$REG"
 	one_error session
 	[ "$stderr" = "kl-session: error: POST $KL_VERIFIER_URL/v3.0/sessions: HTTP 429 Too Many Requests: Rate limit exceeded for this agent. Please try again later." ]
@@ -279,4 +284,66 @@ token_reply() {
 	timeout 1 tpm2_pcrread sha256:0 >/dev/null
 	wait $!
 	jq -e .session.token "$BATS_TEST_TMPDIR/out.json"
+}
+
+# ------------------------------------------------- the kept token (kl_token.h)
+
+@test "kl-session: a second run within the token's lifetime takes the kept token: no PoP" {
+	run -0 kl_run kl-session <"$REG"
+	local s1=$output
+	[ "$(stat -c %a "$KDIR/kl-session.json")" = 600 ]
+	jq -e --argjson s "$(jq -c .session <<<"$s1")" '. == $s' "$KDIR/kl-session.json"
+	faults_clear
+	run -0 --separate-stderr kl_run kl-session -v <"$REG"
+	[ "$output" = "$s1" ]
+	[ "$(requests | jq length)" = 0 ]
+	[[ $stderr == *"info: reusing the session token valid until $(jq -r .session.expires_at <<<"$s1")" ]]
+	# And the verifier takes it.
+	kl_run kl-negotiate <<<"$output" >/dev/null
+}
+
+@test "kl-session: the kept token is dropped on 401 from kl-negotiate or kl-submit, and only that token" {
+	local t=$BATS_TEST_TMPDIR
+	kl_run kl-session <"$REG" >"$t/s1.json"
+	# A 401 for another token (an old document) leaves the kept one.
+	run -2 kl_run kl-negotiate < <(jq -c '.session.token = "00000000-0000-4000-8000-000000000000.x"' "$t/s1.json")
+	[ -e "$KDIR/kl-session.json" ]
+	kl_peer_ctl POST "$KL_VERIFIER_CTL/expire-token/$AGENT_ID" >/dev/null
+	run -2 kl_run kl-negotiate <"$t/s1.json"
+	[ ! -e "$KDIR/kl-session.json" ]
+	faults_clear
+	kl_run kl-session <"$REG" >"$t/s2.json"
+	[ "$(nreq '^/v3.0/sessions$')" = 1 ]
+	[ "$(jq -r .session.token "$t/s2.json")" != "$(jq -r .session.token "$t/s1.json")" ]
+	kl_run kl-negotiate <"$t/s2.json" | kl_run kl-quote >"$t/ev.json"
+	kl_peer_ctl POST "$KL_VERIFIER_CTL/expire-token/$AGENT_ID" >/dev/null
+	run -2 kl_run kl-submit <"$t/ev.json"
+	[ ! -e "$KDIR/kl-session.json" ]
+	touch "$FILE_D/stale"
+}
+
+@test "kl-session: a kept token near its expiry, or for another verifier or agent, is dropped" {
+	local tok
+	kl_run kl-session <"$REG" >/dev/null
+	tok=$(jq -r .token "$KDIR/kl-session.json")
+	# Another verifier: dropped before the (failing) PoP there.
+	run -111 kl_run kl-session --verifier-url https://127.0.0.1:1 <"$REG"
+	[ ! -e "$KDIR/kl-session.json" ]
+	kl_run kl-session <"$REG" >/dev/null
+	# Another agent: dropped; that agent is not enrolled.
+	run -1 kl_run kl-session < <(jq -c '.agent.id = "00000000-0000-4000-8000-000000000000"' "$REG")
+	[ ! -e "$KDIR/kl-session.json" ]
+	kl_run kl-session <"$REG" >/dev/null
+	# 20 s left is too little: a new PoP.
+	jq -c --arg soon "$(iso_in 20)" '.expires_at = $soon' "$KDIR/kl-session.json" >"$BATS_TEST_TMPDIR/k"
+	cp "$BATS_TEST_TMPDIR/k" "$KDIR/kl-session.json"
+	faults_clear
+	run -0 kl_run kl-session <"$REG"
+	[ "$(nreq '^/v3.0/sessions$')" = 1 ]
+	[ "$(jq -r .session.token <<<"$output")" != "$tok" ]
+	# Not JSON: dropped, a new PoP, no error.
+	echo garbage >"$KDIR/kl-session.json"
+	run -0 --separate-stderr kl_run kl-session <"$REG"
+	[ -z "$stderr" ]
+	[ "$(jq -r .session.token <<<"$output")" = "$(jq -r .token "$KDIR/kl-session.json")" ]
 }

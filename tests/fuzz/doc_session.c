@@ -1,7 +1,8 @@
 /*
  * doc_session: what kl-session checks of its stdin before the network
  * (cmd/kl-session/main.c: agent.id, agent.ak.public, and whether the
- * "session" member holds a token it may reuse without asking the verifier).
+ * "session" member holds a token it may reuse without asking the verifier:
+ * kl_token_usable).
  * The program's static functions are reached by including its main.c.
  */
 #include "fuzz.h"
@@ -25,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    kl_json_need_str(agent, "id", "stdin: agent", &id) == KL_OK &&
 	    kl_json_need_obj(agent, "ak", "stdin: agent", &ak) == KL_OK &&
 	    kl_json_need_str(ak, "public", "stdin: agent.ak", &pub) == KL_OK)
-		(void)reusable(&p, &api, id);
+		(void)kl_token_usable(kl_json_obj(p.doc, "session"), api.base, id);
 	json_decref(p.doc);
 	return 0;
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bats
+# perf.bats - what makes a steady cycle cheap on a real TPM (issue 10): the AK
+# comes from its saved context (no EK CreatePrimary, no policy session, no
+# Load), the session token from the kept file (no PoP). Counted from the TSS
+# trace (TSS2_LOG=tcti+debug names the command code of every command sent).
+# Timing figures are make bench's, not asserted here.
+load helpers
+load fixtures/e2e/steps
+
+last_verdict() { kl_verdicts "$AGENT_ID" --wait 1 | jq -c '.attestations[-1]'; }
+
+setup_file() { file_start; }
+
+teardown_file() { file_stop; }
+
+setup() { file_use; }
+
+# tpm_cc STEP IN OUT [ARG...]: run STEP with the TSS trace (kept in
+# $BATS_TEST_TMPDIR/trace); prints the command codes sent, one a line.
+tpm_cc() {
+	local step=$1 in=$2 out=$3
+	shift 3
+	TSS2_LOG=tcti+debug kl_run "$step" "$@" <"$in" 2>"$BATS_TEST_TMPDIR/trace" >"$out" || {
+		grep -v '^\(debug\|trace\|info\)' "$BATS_TEST_TMPDIR/trace" >&2
+		return 1
+	}
+	sed -n 's/.*Sending command with TPM_CC \(0x[0-9a-f]*\) .*/\1/p' "$BATS_TEST_TMPDIR/trace"
+}
+
+# steady_cycle PREFIX: session, negotiate, quote, submit on the file's agent;
+# the TPM commands of each step appended to PREFIX.cc.
+steady_cycle() {
+	local in=$D/reg.json step
+	for step in session negotiate quote submit; do
+		tpm_cc "kl-$step" "$in" "$1.$step.json" >>"$1.cc" || return
+		in=$1.$step.json
+	done
+}
+
+CREATE_PRIMARY=0x131
+LOAD=0x157
+CONTEXT_LOAD=0x161
+
+@test "perf: a steady cycle makes no key and no PoP: the AK from its saved context, the kept token" {
+	local t=$BATS_TEST_TMPDIR
+	ima_measure /usr/bin/perf-a
+	steady_cycle "$t/warm"		# may make the context and the token
+	[ "$(stat -c %a "$KDIR/kl-ak.ctx")" = 600 ]
+	faults_clear
+	steady_cycle "$t/steady"
+	[ "$(nreq '^/v3.0/sessions')" = 0 ]
+	! grep -qx "$CREATE_PRIMARY\|$LOAD" "$t/steady.cc" || false
+	[ "$(grep -cx "$CONTEXT_LOAD" "$t/steady.cc")" = 1 ]	# kl-quote only
+	echo "# steady cycle: $(wc -l <"$t/steady.cc") TPM commands" >&3
+	[ "$(wc -l <"$t/steady.cc")" -le 12 ]
+	last_verdict | jq -e '.evaluation == "pass"'
+}
+
+@test "perf: after a TPM reset the saved AK context is stale: re-created once, the cycle passes" {
+	local t=$BATS_TEST_TMPDIR old
+	steady_cycle "$t/warm"
+	old=$(md5sum <"$KDIR/kl-ak.ctx")
+	# TPM Reset: Shutdown(CLEAR), a power cycle, Startup(CLEAR); then PCR 10
+	# again from the IMA log, as the kernel's measurements would be.
+	tpm2_shutdown -c
+	swtpm_ioctl --tcp "127.0.0.1:$((KL_SWTPM_PORT + 1))" -i
+	tpm2_startup -c
+	"$KL_PYTHON" -c 'import sys; sys.path.insert(0, sys.argv[1]); import kltpm
+for l in open(sys.argv[2]): print(kltpm.ImaEntry(l.rstrip("\n")).extend_value("sha256").hex())' \
+		"$KL_TOP/tests/peers" "$IMA_LOG" | while read -r v; do tpm2_pcrextend "10:sha256=$v"; done
+	ima_measure /usr/bin/perf-b
+	rm -f "$KDIR/kl-session.json"	# a PoP too: kl-session's TPM use after the reset
+	run -0 --separate-stderr kl_run kl-session -v <"$D/reg.json"
+	[[ $stderr == *"info: saved AK context not taken by the TPM ("*"integrity"*"): re-creating it"* ]]
+	[ "$(md5sum <"$KDIR/kl-ak.ctx")" != "$old" ]
+	: >"$t/after.cc"
+	steady_cycle "$t/after"
+	! grep -qx "$CREATE_PRIMARY" "$t/after.cc" || false
+	last_verdict | jq -e '.evaluation == "pass"'
+}
+
+@test "perf: a saved context that is garbage, or of another key, is dropped; the AK loaded under the EK" {
+	local t=$BATS_TEST_TMPDIR junk
+	steady_cycle "$t/warm"
+	# Another agent's AK on the same TPM: a context the TPM takes, of another key.
+	(
+		agent_new "$t/other"
+		register
+		jq -c --slurpfile w "$t/warm.negotiate.json" '. + {challenge: $w[0].challenge}' \
+			"$D/reg.json" | kl_run kl-quote >/dev/null
+	)
+	[ -s "$t/other/keylime/kl-ak.ctx" ]
+	for junk in garbage other; do
+		case $junk in
+		garbage) head -c 600 /dev/urandom >"$KDIR/kl-ak.ctx" ;;
+		other) cp "$t/other/keylime/kl-ak.ctx" "$KDIR/kl-ak.ctx" ;;
+		esac
+		kl_run kl-negotiate <"$t/warm.session.json" >"$t/$junk.neg.json"
+		tpm_cc kl-quote "$t/$junk.neg.json" "$t/$junk.quote.json" -v >"$t/$junk.cc"
+		[ "$(grep -cx "$CREATE_PRIMARY" "$t/$junk.cc")" = 1 ]
+		[ $junk = garbage ] || grep -q "info: saved AK context holds another key: re-creating it" "$t/trace"
+		kl_run kl-submit <"$t/$junk.quote.json" >/dev/null
+		last_verdict | jq -e '.evaluation == "pass"'
+	done
+	# Kept again: the next quote loads the context.
+	kl_run kl-negotiate <"$t/warm.session.json" >"$t/neg.json"
+	[ "$(tpm_cc kl-quote "$t/neg.json" "$t/quote.json" | grep -cx "$CREATE_PRIMARY")" = 0 ]
+}
