@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "doctor.h"
 #include "kl_cli.h"
@@ -20,6 +21,7 @@
 #include "kl_prog.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_token.h"	/* KL_TOKEN_FILE only */
 #include "kl_banned.h"
 
 #define TOKEN_FILE_MAX (1u << 20)
@@ -56,6 +58,8 @@ read_token(struct doctor *d, const char *path)
 		return rc;	/* logged */
 	doc = json_loadb(buf, len, 0, NULL);
 	t = kl_json_str(kl_json_obj(doc, "session"), "token");
+	if (t == NULL)
+		t = kl_json_str(doc, "token");	/* the file kl-session keeps (kl_token.h) */
 	if (t != NULL) {
 		d->token = strdup(t);
 	} else {
@@ -69,6 +73,23 @@ read_token(struct doctor *d, const char *path)
 	if (d->token == NULL)
 		return kl_fail(KL_PERM, "--token-file %s: no token in it", path);
 	return KL_OK;
+}
+
+/*
+ * Without --token-file, the token kl-session keeps in keylime_dir, if there
+ * is one: read only (never removed or refreshed here), and never a new
+ * session -- kl-doctor must not cost the verifier a PoP.
+ */
+static void
+kept_token(struct doctor *d)
+{
+	char *path;
+
+	if (d->token != NULL || (path = kl_config_path(&d->cfg, KL_TOKEN_FILE, NULL)) == NULL)
+		return;
+	if (access(path, R_OK) == 0)
+		(void)read_token(d, path);	/* a bad file: liveness is skipped */
+	free(path);
 }
 
 /* Print the report; the bundle when asked. Returns the exit code. */
@@ -118,6 +139,7 @@ main(int argc, char *argv[])
 		return rc;
 	d.token_file = token_file;
 	if ((rc = dr_config(&d)) == KL_OK) {
+		kept_token(&d);
 		dr_tpm(&d);
 		dr_logs(&d);
 		dr_pull_agent(&d);
