@@ -5,6 +5,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -223,4 +224,10 @@ out:
 	EVP_PKEY_free(pk);
 	OSSL_PARAM_BLD_free(bld);
 	return rc;
+}
+
+const char *
+kl_crypto_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
 }

@@ -757,3 +757,13 @@ kl_http_global_init(void)
 	return KL_OK;
 }
 
+const char *
+kl_http_version(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	static char line[128];
+
+	snprintf(line, sizeof(line), "libcurl %s (%s)", v->version,
+	    v->ssl_version ? v->ssl_version : "no TLS");
+	return line;
+}

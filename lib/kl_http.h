@@ -117,4 +117,7 @@ void kl_http_describe(const struct kl_http_resp *resp, char *out, size_t cap);
  */
 int kl_http_global_init(void);
 
+/* "libcurl 7.88.1 (OpenSSL/3.0.x)": the run-time library's version, for --version. */
+const char *kl_http_version(void);
+
 #endif

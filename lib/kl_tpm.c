@@ -1348,3 +1348,13 @@ out:
 	json_decref(subjects);
 	return rc;
 }
+
+#ifndef KL_TSS2_VERSION
+#define KL_TSS2_VERSION "unknown"
+#endif
+
+const char *
+kl_tpm_version(void)
+{
+	return "tss2-esys " KL_TSS2_VERSION " (build time)";
+}

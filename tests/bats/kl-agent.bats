@@ -77,10 +77,10 @@ agent_cmd() {
 	fi
 }
 
-# start_agent ARGS...: kl-agent -v in the background, stderr in $T/agent.err.
+# start_agent ARGS...: kl-agent --verbose in the background, stderr in $T/agent.err.
 start_agent() {
 	agent_cmd
-	"${CMD[@]}" -v "$@" 2>"$T/agent.err" 3>&- &
+	"${CMD[@]}" --verbose "$@" 2>"$T/agent.err" 3>&- &
 	AGENT_PID=$!
 }
 
@@ -533,7 +533,7 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	# ... and never into argv or the environment.
 	refute grep -q kl-fake-token "$T/calls.log"
 	# Our own flags are passed on, without kl-agent's own.
-	grep -q "^call kl-quote 1 .* | argv: -v --timeout 3000$" "$T/calls.log"
+	grep -q "^call kl-quote 1 .* | argv: --verbose --timeout 3000$" "$T/calls.log"
 	run -0 --separate-stderr kl_run kl-agent --once --timeout 3000
 	[ "$(grep '^call' "$T/calls.log" | tail -n 1 | sed 's/.*| argv: //')" = "--timeout 3000" ]
 }
@@ -713,7 +713,7 @@ url_warned() {
 }
 
 @test "config: --avoid-tpm and --check are refused clearly" {
-	run -100 --separate-stderr kl_run kl-agent --once --avoid-tpm
+	run -100 --separate-stderr kl_run kl-agent --once --avoid-tpm true
 	[ "$stderr" = "kl-agent: error: --avoid-tpm: kl always attests with a TPM; for tests, run a software TPM (swtpm) and point tcti at it (docs/kl-agent.md)" ]
 	run -100 --separate-stderr kl_run kl-agent --check
 	[ "$stderr" = 'kl-agent: error: unknown option "--check"
