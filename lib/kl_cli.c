@@ -459,22 +459,26 @@ parse_loop(const struct kl_cli *cli, struct optlist *l, const struct option *t,
 	return rc;
 }
 
-/*
- * The log level: RUST_LOG (upstream's knob), then --log-level over it, then
- * --verbose raising it to info (once) or debug (twice or more).
- */
+/* RUST_LOG's level (upstream's knob), else kl's default. */
 static int
-log_level(const struct kl_cli_flags *f, int verbose)
+env_level(void)
 {
 	const char *env = getenv("RUST_LOG");
 	int level = KL_LOG_NOTICE;
 
 	if (env != NULL)
 		(void)kl_log_rust_log(env, &level);
+	return level;
+}
+
+/* --log-level over RUST_LOG, then --verbose raising it to info (once) or debug. */
+static int
+log_level(const struct kl_cli_flags *f, int level, int verbose)
+{
 	if (f->log_level != NULL)
 		(void)kl_log_level(f->log_level, strlen(f->log_level), &level);
 	verbose = verbose > KL_LOG_DEBUG ? KL_LOG_DEBUG : verbose;
-	return level < verbose ? verbose : level;
+	return verbose > 0 && level < verbose ? verbose : level;
 }
 
 int
@@ -492,11 +496,12 @@ kl_cli_parse(const struct kl_cli *cli, int argc, char *argv[], struct kl_cli_fla
 		return rc;
 	if ((t = getopt_table(&l, shorts)) == NULL)
 		return kl_fail(KL_TEMP, "out of memory");
+	kl_verbose = env_level();	/* RUST_LOG=error quiets the parser's warnings too */
 	rc = parse_loop(cli, &l, t, shorts, argc, argv, f);
 	free(t);
 	if (rc != KL_OK)
 		return rc;
-	kl_verbose = f->verbose = log_level(f, l.verbose);
+	kl_verbose = f->verbose = log_level(f, kl_verbose, l.verbose);
 	if (l.help) {
 		print_help(cli, &l);
 		return KL_CLI_DONE;

@@ -165,7 +165,7 @@ kl_log_rust_log(const char *spec, int *level)
 
 	while (p < end) {
 		const char *d = p, *dend = memchr(p, ',', (size_t)(end - p));
-		const char *eq;
+		const char *eq, *lv, *tend;
 		char shown[64];
 
 		dend = dend ? dend : end;
@@ -177,15 +177,21 @@ kl_log_rust_log(const char *spec, int *level)
 		if (d == dend)
 			continue;
 		eq = memchr(d, '=', (size_t)(dend - d));
+		lv = eq ? eq + 1 : dend;
+		tend = eq ? eq : dend;
+		while (tend > d && tend[-1] == ' ')
+			tend--;
+		while (lv < dend && *lv == ' ')
+			lv++;
 		if (eq == NULL && kl_log_level(d, (size_t)(dend - d), &l) == 0)
 			bare = l > bare ? l : bare;
 		else if (eq == NULL && upstream_target(d, (size_t)(dend - d)))
 			ours = KL_LOG_DEBUG;	/* a target alone: all its levels */
-		else if (eq != NULL && kl_log_level(eq + 1, (size_t)(dend - eq - 1), &l) != 0) {
+		else if (eq != NULL && kl_log_level(lv, (size_t)(dend - lv), &l) != 0) {
 			kl_log_sanitize(shown, sizeof(shown), d, (size_t)(dend - d));
 			kl_warn("RUST_LOG: \"%s\": not a level (error, warn, info, debug, trace): "
 			    "skipped", shown);
-		} else if (eq != NULL && upstream_target(d, (size_t)(eq - d)))
+		} else if (eq != NULL && upstream_target(d, (size_t)(tend - d)))
 			ours = l > ours ? l : ours;
 	}
 	l = ours != -100 ? ours : bare;

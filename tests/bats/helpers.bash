@@ -9,6 +9,8 @@ KL_BIN=${KL_BIN:-$KL_BUILD/bin}
 KL_UNIT=${KL_UNIT:-$KL_BUILD/tests}
 export KL_TOP KL_BUILD KL_BIN KL_UNIT
 export PATH="$KL_BIN:$PATH"
+# RUST_LOG sets kl's log level (upstream's knob): the caller's must not change what tests see.
+unset RUST_LOG
 
 # kl_run PROG ARGS...: run a kl program (or a unit-test driver, by path).
 kl_run() {
