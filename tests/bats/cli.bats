@@ -15,12 +15,7 @@ setup() {
 	export KL_SYSCONFDIR=$BATS_TEST_TMPDIR/etc KEYLIME_DIR=$BATS_TEST_TMPDIR/lib
 	export KL_STEP_DIR=$BATS_TEST_TMPDIR/no-steps
 	mkdir -p "$KL_SYSCONFDIR" "$KEYLIME_DIR"
-	unset KEYLIME_AGENT_CONFIG TCTI
-	local v
-	for v in $(compgen -e); do
-		[[ $v == KEYLIME_AGENT_* ]] && unset "$v"
-	done
-	return 0
+	kl_no_caller_config
 }
 
 # own PROG: the options of PROG alone.

@@ -11,12 +11,8 @@ setup() {
 	mkdir -p "$ETC"
 	export KL_SYSCONFDIR="$ETC"
 	# Nothing from the caller's environment may leak in.
-	unset KEYLIME_AGENT_CONFIG KEYLIME_DIR TCTI
-	local v
-	for v in $(compgen -e); do
-		[[ $v == KEYLIME_AGENT_* ]] && unset "$v"
-	done
-	return 0
+	unset KEYLIME_DIR
+	kl_no_caller_config
 }
 
 # cfg ARGS...: load the configuration, expect exit 0 and no stderr.

@@ -15,12 +15,7 @@ setup() {
 	mkdir -p "$KL_SYSCONFDIR" "$KEYLIME_DIR"
 	# an empty agent.conf: "info: config: reading ..." is the info line
 	touch "$KL_SYSCONFDIR/agent.conf"
-	unset KEYLIME_AGENT_CONFIG TCTI
-	local v
-	for v in $(compgen -e); do
-		[[ $v == KEYLIME_AGENT_* ]] && unset "$v"
-	done
-	return 0
+	kl_no_caller_config
 }
 
 # cfg ARGS...: the configuration test_config resolves from ARGS (exit 0).
