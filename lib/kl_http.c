@@ -119,7 +119,7 @@ debug_lines(const char *mark, const char *data, size_t size)
 	}
 }
 
-/* -vv: headers both ways and curl's own notes; never bodies or TLS records. */
+/* debug level: headers both ways and curl's own notes; never bodies or TLS records. */
 static int
 on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 {

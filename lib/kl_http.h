@@ -11,8 +11,8 @@
  * CONNECT, so TLS and its verification stay end to end. no_env_proxy (agent.conf
  * proxy_from_env = false) ignores them and connects directly.
  *
- * At -v (kl_verbose >= 1) each request logs one info line: method, URL,
- * status, size and time. At -vv (kl_verbose >= 2) request and response header
+ * At info level (kl_verbose >= 1, --verbose) each request logs one info line: method, URL,
+ * status, size and time. At debug level (kl_verbose >= 2) request and response header
  * lines are logged as debug lines, the values of Authorization,
  * Proxy-Authorization, Cookie and Set-Cookie replaced by "<redacted>". Bodies
  * are never logged: a reply can hold a session token.

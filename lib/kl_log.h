@@ -24,7 +24,7 @@ void kl_log_init(const char *progname);
 
 void kl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Printed at every level: the one line a successful step may say (e.g. the agent id). */
+/* Printed at the default level and above: the one line a successful step may say (the agent id). */
 void kl_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kl_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kl_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
