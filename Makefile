@@ -19,7 +19,7 @@ PROGS = kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict kl-age
 
 # Each program links only the lib modules and libraries it uses. kl_crypto
 # needs libcrypto; kl_crypto_rand (its random numbers) needs no library.
-BASE_LIB  = kl_rc kl_log kl_json kl_util kl_file kl_cli kl_config kl_toml kl_prog
+BASE_LIB  = kl_rc kl_log kl_json kl_util kl_file kl_cli kl_config kl_toml kl_prog kl_version
 BASE_PKGS = jansson
 TSS_PKGS  = tss2-esys tss2-mu tss2-tctildr tss2-rc
 TPM_LIB   = kl_tpm kl_akfile kl_crypto kl_crypto_rand
@@ -45,8 +45,9 @@ kl-doctor_PKGS    = $(BASE_PKGS) libcurl $(TPM_PKGS)
 
 ALL_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
 
-# The wrapper targets install missing packages first, then run make again.
-WRAPPERS = deps clean check asan valgrind demo bench
+# The wrapper targets install missing packages first, then run make again;
+# `make version` needs no library.
+WRAPPERS = deps clean check asan valgrind demo bench version
 ifeq ($(filter $(WRAPPERS),$(MAKECMDGOALS)),)
 MISSING := $(shell for p in $(ALL_PKGS); do $(PKG_CONFIG) --exists $$p || echo $$p; done)
 ifneq ($(MISSING),)
@@ -79,7 +80,32 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS     = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .DELETE_ON_ERROR:
-.PHONY: all check asan valgrind demo bench install uninstall deb clean deps units test-run
+.PHONY: all check asan valgrind demo bench install uninstall deb clean deps units test-run \
+	version FORCE
+
+# kl's version (--version): the package version from debian/changelog (without
+# a Debian revision), then "+git." and `git describe --always --dirty` when this
+# directory is the top of a git checkout (not when a tarball is unpacked inside
+# another repository). `make KL_VERSION=...` overrides it.
+KL_BASE_VERSION := $(shell head -n 1 debian/changelog 2>/dev/null | tr -d '()' | \
+                     awk '{ sub(/-[^-]*$$/, "", $$2); print $$2 }')
+KL_GIT_VERSION  := $(shell [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ] && \
+                     git describe --always --dirty 2>/dev/null)
+KL_VERSION      ?= $(or $(KL_BASE_VERSION),unknown)$(if $(KL_GIT_VERSION),+git.$(KL_GIT_VERSION))
+
+version:
+	@echo $(KL_VERSION)
+
+# The header is rewritten only when the version changed, so that a build
+# without changes recompiles nothing.
+$(BUILD)/gen/kl_version_gen.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define KL_VERSION "%s"\n' '$(KL_VERSION)' >$@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv -f $@.new $@; fi
+$(BUILD)/lib/kl_version.o: $(BUILD)/gen/kl_version_gen.h
+$(BUILD)/lib/kl_version.o: CPPFLAGS += -I$(BUILD)/gen
+# tss2 has no run-time version call: kl_tpm reports the one it was built with.
+$(BUILD)/lib/kl_tpm.o: CPPFLAGS += -DKL_TSS2_VERSION='"$(shell $(PKG_CONFIG) --modversion tss2-esys)"'
 
 all: $(addprefix $(BUILD)/bin/,$(PROGS))
 

@@ -85,7 +85,7 @@ struct kl_config {
 	long timeout_ms;			/* 5000 */
 	bool insecure;				/* --insecure: no TLS verification at all */
 	bool avoid_tpm;				/* --avoid-tpm */
-	int verbose;				/* -v / -vv */
+	int verbose;				/* log level, KL_LOG_* (kl_log.h): RUST_LOG, --log-level, --verbose */
 
 	/* derived by kl_config_load */
 	char api_prefix[20];			/* "/v3.0": see kl_config_api_prefix */

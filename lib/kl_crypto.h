@@ -101,4 +101,7 @@ int kl_crypto_random_u64(uint64_t *out);
 /* A random UUIDv4, lowercase, into out (37 bytes). 0, or -1 after one error line. */
 int kl_crypto_random_uuid(char out[37]);
 
+/* "OpenSSL 3.0.x <date>": the run-time library's version, for --version. */
+const char *kl_crypto_version(void);
+
 #endif

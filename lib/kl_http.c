@@ -120,7 +120,7 @@ debug_lines(const char *mark, const char *data, size_t size)
 	}
 }
 
-/* -vv: headers both ways and curl's own notes; never bodies or TLS records. */
+/* debug level: headers both ways and curl's own notes; never bodies or TLS records. */
 static int
 on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -809,5 +809,10 @@ kl_http_global_init(void)
 const char *
 kl_http_version(void)
 {
-	return curl_version();
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	static char line[128];
+
+	snprintf(line, sizeof(line), "libcurl %s (%s)", v->version,
+	    v->ssl_version ? v->ssl_version : "no TLS");
+	return line;
 }

@@ -11,8 +11,8 @@
  * CONNECT, so TLS and its verification stay end to end. no_env_proxy (agent.conf
  * proxy_from_env = false) ignores them and connects directly.
  *
- * At -v (kl_verbose >= 1) each request logs one info line: method, URL,
- * status, size and time. At -vv (kl_verbose >= 2) request and response header
+ * At info level (kl_verbose >= 1, --verbose) each request logs one info line: method, URL,
+ * status, size and time. At debug level (kl_verbose >= 2) request and response header
  * lines are logged as debug lines, the values of Authorization,
  * Proxy-Authorization, Cookie and Set-Cookie replaced by "<redacted>". Bodies
  * are never logged: a reply can hold a session token.
@@ -135,7 +135,7 @@ void kl_http_describe(const struct kl_http_resp *resp, char *out, size_t cap);
  */
 int kl_http_global_init(void);
 
-/* "libcurl/7.88.1 OpenSSL/3.0.x ..." (for kl-doctor's bundle). */
+/* "libcurl 7.88.1 (OpenSSL/3.0.x)": the run-time library's version, for --version. */
 const char *kl_http_version(void);
 
 #endif

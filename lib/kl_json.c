@@ -274,3 +274,12 @@ kl_json_dump_flags(const json_t *obj, size_t flags, size_t *len)
 		*len = d.len;
 	return d.p;
 }
+
+const char *
+kl_json_version(void)
+{
+	static char line[64];
+
+	snprintf(line, sizeof(line), "jansson %s", jansson_version_str());
+	return line;
+}

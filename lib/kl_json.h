@@ -62,4 +62,7 @@ char *kl_json_dump(const json_t *obj, size_t *len);
  * json_dumps() + free(): under the wiping allocator that is an invalid free. */
 char *kl_json_dump_flags(const json_t *obj, size_t flags, size_t *len);
 
+/* "jansson 2.14": the run-time library's version, for --version (kl_version.h). */
+const char *kl_json_version(void);
+
 #endif

@@ -1,8 +1,10 @@
 /* kl_log.c - see kl_log.h. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "kl_log.h"
@@ -92,11 +94,11 @@ vlog(const char *level, const char *fmt, va_list ap)
 		va_end(ap);				\
 	}
 
-KL_LOG_FN(kl_err, "error", 0)
-KL_LOG_FN(kl_warn, "warning", 0)
-KL_LOG_FN(kl_notice, "notice", 0)
-KL_LOG_FN(kl_info, "info", 1)
-KL_LOG_FN(kl_debug, "debug", 2)
+KL_LOG_FN(kl_err, "error", KL_LOG_ERROR)
+KL_LOG_FN(kl_warn, "warning", KL_LOG_WARN)
+KL_LOG_FN(kl_notice, "notice", KL_LOG_NOTICE)
+KL_LOG_FN(kl_info, "info", KL_LOG_INFO)
+KL_LOG_FN(kl_debug, "debug", KL_LOG_DEBUG)
 
 int
 kl_fail(int rc, const char *fmt, ...)
@@ -126,4 +128,75 @@ kl_log_sanitize(char *out, size_t cap, const char *in, size_t len)
 		o += 3;
 	}
 	out[o] = '\0';
+}
+
+int
+kl_log_level(const char *name, size_t len, int *level)
+{
+	static const struct { const char *name; int level; } map[] = {
+		{ "off", KL_LOG_ERROR }, { "error", KL_LOG_ERROR }, { "warn", KL_LOG_WARN },
+		{ "notice", KL_LOG_NOTICE }, { "info", KL_LOG_INFO }, { "debug", KL_LOG_DEBUG },
+		{ "trace", KL_LOG_DEBUG },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strlen(map[i].name) == len && strncasecmp(map[i].name, name, len) == 0) {
+			*level = map[i].level;
+			return 0;
+		}
+	return -1;
+}
+
+/* Does an env_logger target (a prefix match there) name upstream's code? */
+static bool
+upstream_target(const char *t, size_t len)
+{
+	static const char agent[] = "keylime_push_model_agent";
+
+	return (len <= sizeof(agent) - 1 && strncmp(t, agent, len) == 0) ||
+	    (len >= 7 && strncmp(t, "keylime", 7) == 0);
+}
+
+int
+kl_log_rust_log(const char *spec, int *level)
+{
+	int bare = -100, ours = -100, l;
+	const char *p = spec, *end = spec + strcspn(spec, "/");
+
+	while (p < end) {
+		const char *d = p, *dend = memchr(p, ',', (size_t)(end - p));
+		const char *eq, *lv, *tend;
+		char shown[64];
+
+		dend = dend ? dend : end;
+		p = dend + 1;
+		while (d < dend && *d == ' ')
+			d++;
+		while (dend > d && dend[-1] == ' ')
+			dend--;
+		if (d == dend)
+			continue;
+		eq = memchr(d, '=', (size_t)(dend - d));
+		lv = eq ? eq + 1 : dend;
+		tend = eq ? eq : dend;
+		while (tend > d && tend[-1] == ' ')
+			tend--;
+		while (lv < dend && *lv == ' ')
+			lv++;
+		if (eq == NULL && kl_log_level(d, (size_t)(dend - d), &l) == 0)
+			bare = l > bare ? l : bare;
+		else if (eq == NULL && upstream_target(d, (size_t)(dend - d)))
+			ours = KL_LOG_DEBUG;	/* a target alone: all its levels */
+		else if (eq != NULL && kl_log_level(lv, (size_t)(dend - lv), &l) != 0) {
+			kl_log_sanitize(shown, sizeof(shown), d, (size_t)(dend - d));
+			kl_warn("RUST_LOG: \"%s\": not a level (error, warn, info, debug, trace): "
+			    "skipped", shown);
+		} else if (eq != NULL && upstream_target(d, (size_t)(tend - d)))
+			ours = l > ours ? l : ours;
+	}
+	l = ours != -100 ? ours : bare;
+	if (l == -100)
+		return -1;
+	*level = l;
+	return 0;
 }

@@ -1824,3 +1824,13 @@ kl_tpm_context_load(struct kl_tpm *t, const unsigned char *blob, size_t len,
 	free(want);
 	return rc;
 }
+
+#ifndef KL_TSS2_VERSION
+#define KL_TSS2_VERSION "unknown"
+#endif
+
+const char *
+kl_tpm_version(void)
+{
+	return "tss2-esys " KL_TSS2_VERSION " (build time)";
+}

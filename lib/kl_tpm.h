@@ -211,4 +211,10 @@ int kl_tpm_public_key(const unsigned char *pub, size_t len, struct kl_crypto_pub
 int kl_tpm_pcr_blob(const char *bank, const int *pcrs, size_t npcrs,
     const unsigned char *values, size_t dlen, unsigned char **blob, size_t *len);
 
+/*
+ * "tss2-esys 4.0.1 (build time)", for --version: tss2 has no run-time version
+ * call, so this is pkg-config's version when kl was built (the Makefile).
+ */
+const char *kl_tpm_version(void);
+
 #endif

@@ -37,6 +37,9 @@ static const struct kl_cli_opt own[] = {
 static const struct kl_cli cli = {
 	.opts = own,
 	.about = "Steps are run from the directory of kl-agent, or $KL_STEP_DIR.\n",
+	/* kl-agent links no TPM, HTTP or TLS library: its steps do. */
+	.version_note = "steps: run kl-register --version (or any other step) for the TPM, "
+	    "HTTP and TLS libraries",
 };
 
 static const char *const steps[] = {

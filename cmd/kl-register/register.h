@@ -88,6 +88,6 @@ char *reg_agent_url(const struct reg *r, const char *version);
 /* check.c */
 int reg_check(struct reg *r);
 
-/* main.c: a line every run prints, whatever -v says. */
+/* main.c: a line every run prints (unless the log level is warn or error). */
 
 #endif

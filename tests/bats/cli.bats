@@ -7,19 +7,15 @@ load helpers
 
 PROGS="kl-register kl-session kl-negotiate kl-quote kl-submit kl-agent"
 SHARED="--verifier-url --registrar-url --agent-identifier --attestation-interval-seconds
---ca-certificate --api-version --timeout --insecure --avoid-tpm --tcti --verbose --help"
+--ca-certificate --api-version --timeout --insecure --avoid-tpm --tcti --verbose --log-level
+--version --help"
 
 setup() {
 	# Nothing from the caller's configuration; kl-agent finds no steps.
 	export KL_SYSCONFDIR=$BATS_TEST_TMPDIR/etc KEYLIME_DIR=$BATS_TEST_TMPDIR/lib
 	export KL_STEP_DIR=$BATS_TEST_TMPDIR/no-steps
 	mkdir -p "$KL_SYSCONFDIR" "$KEYLIME_DIR"
-	unset KEYLIME_AGENT_CONFIG TCTI
-	local v
-	for v in $(compgen -e); do
-		[[ $v == KEYLIME_AGENT_* ]] && unset "$v"
-	done
-	return 0
+	kl_no_caller_config
 }
 
 # own PROG: the options of PROG alone.
@@ -60,17 +56,17 @@ refused() {
 }
 
 @test "cli: a refused option is refused wherever it stands, and nothing runs" {
-	run -100 --separate-stderr kl_run kl-quote -v --tcti swtpm:port=1 --once --insecure </dev/null
+	run -100 --separate-stderr kl_run kl-quote --verbose --tcti swtpm:port=1 --once --insecure </dev/null
 	[ "${stderr_lines[0]}" = 'kl-quote: error: unknown option "--once"' ]
 	[ "${stderr_lines[1]}" = 'usage: kl-quote [options] <document >document' ]
 	[ "${#stderr_lines[@]}" -eq 2 ]
 }
 
-@test "cli: long options are not abbreviated (--onc is not --once)" {
+@test "cli: long options are not abbreviated (--onc is not --once), but suggested" {
 	run -100 --separate-stderr kl_run kl-agent --onc
-	[ "${stderr_lines[0]}" = 'kl-agent: error: unknown option "--onc"' ]
+	[ "${stderr_lines[0]}" = 'kl-agent: error: unknown option "--onc"; did you mean --once?' ]
 	run -100 --separate-stderr kl_run kl-quote --verifier https://x </dev/null
-	[ "${stderr_lines[0]}" = 'kl-quote: error: unknown option "--verifier"' ]
+	[ "${stderr_lines[0]}" = 'kl-quote: error: unknown option "--verifier"; did you mean --verifier-url?' ]
 }
 
 @test "cli: --help lists the program's own options and the shared ones, not the others'" {
@@ -108,9 +104,9 @@ refused() {
 @test "cli: the shared flags reach the configuration of every program" {
 	local p
 	for p in $PROGS; do
-		# -vv shows each value set, with where it came from; the run then
-		# stops on its empty input (kl-agent: on its missing steps).
-		run --separate-stderr kl_run "$p" -vv --verifier-url https://flag.invalid:1 \
+		# Debug lines show each value set, with where it came from; the run
+		# then stops on its empty input (kl-agent: on its missing steps).
+		run --separate-stderr kl_run "$p" --log-level debug --verifier-url https://flag.invalid:1 \
 			--tcti swtpm:port=1 --agent-identifier flag-id --registrar-url http://r.invalid:2 \
 			--ca-certificate ca.pem --timeout 1234 --api-version v3.0 --insecure \
 			--attestation-interval-seconds 7 --json-file j </dev/null
@@ -143,7 +139,8 @@ refused() {
 		ln -s "$fake" "$KL_STEP_DIR/$s"
 	done
 	export KL_FAKE_DIR=$BATS_TEST_TMPDIR
-	run -0 --separate-stderr kl_run kl-agent -vv --once --timeout=3000 --json-file j --tcti swtpm:port=1
-	grep -q "^call kl-quote 1 .* | argv: -vv --timeout=3000 --json-file j --tcti swtpm:port=1$" \
+	run -0 --separate-stderr kl_run kl-agent --verbose --verbose --once --timeout=3000 --json-file j \
+		--tcti swtpm:port=1 -v https://v.invalid --insecure false
+	grep -q "^call kl-quote 1 .* | argv: --verbose --verbose --timeout=3000 --json-file j --tcti swtpm:port=1 -v https://v.invalid --insecure false$" \
 		"$KL_FAKE_DIR/calls.log"
 }

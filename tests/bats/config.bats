@@ -11,12 +11,8 @@ setup() {
 	mkdir -p "$ETC"
 	export KL_SYSCONFDIR="$ETC"
 	# Nothing from the caller's environment may leak in.
-	unset KEYLIME_AGENT_CONFIG KEYLIME_DIR TCTI
-	local v
-	for v in $(compgen -e); do
-		[[ $v == KEYLIME_AGENT_* ]] && unset "$v"
-	done
-	return 0
+	unset KEYLIME_DIR
+	kl_no_caller_config
 }
 
 # cfg ARGS...: load the configuration, expect exit 0 and no stderr.
@@ -263,12 +259,12 @@ cfg_fails() {
 
 @test "config: every upstream flag and kl's own, and the program's own" {
 	cd "$BATS_TEST_TMPDIR"
-	# (-v twice: debug lines on stderr)
+	# (--verbose twice: debug lines on stderr)
 	run -0 --separate-stderr kl_unit config \
 		--verifier-url https://v:1 --registrar-url http://r:2 --agent-identifier id-1 \
 		--attestation-interval-seconds 9 --ca-certificate ca/v.pem --api-version 3.0 \
-		--timeout 1500 --insecure --avoid-tpm --tcti swtpm:port=1 --flag \
-		-v --verbose --extra x
+		--timeout 1500 --insecure --avoid-tpm true --tcti swtpm:port=1 --flag \
+		--verbose --verbose --extra x
 	[ "$(val '[.verifier_url, .registrar_url, .uuid, .attestation_interval_seconds]')" = \
 		'["https://v:1","http://r:2","id-1",9]' ]
 	[ "$(val .verifier_tls_ca_cert)" = "\"$BATS_TEST_TMPDIR/ca/v.pem\"" ]
@@ -306,8 +302,11 @@ $USAGE" --attestation-interval-seconds -1
 $USAGE" --api-version latest
 	cfg_fails "test_config: error: option \"--timeout\" needs a value
 $USAGE" --timeout
-	cfg_fails "test_config: error: unexpected argument \"stray\"
+	# --insecure takes an optional true/false, as upstream: the next word is its value.
+	cfg_fails "test_config: error: --insecure: expected true or false, not \"stray\"
 $USAGE" --insecure stray
+	cfg_fails "test_config: error: unexpected argument \"stray\"
+$USAGE" --insecure false stray
 	cfg_fails "test_config: error: --extra: expected anything but \"bad\", not \"bad\"
 $USAGE" --extra bad
 }
@@ -360,13 +359,13 @@ $USAGE" --bogus
 
 # --- secrets --------------------------------------------------------------------
 
-@test "config: tpm_ownerpassword is never printed, even with -vv" {
+@test "config: tpm_ownerpassword is never printed, even at debug level" {
 	printf '[agent]\ntpm_ownerpassword = "hex:c0ffee5ec2e7"\n' >"$ETC/agent.conf"
-	run -0 --separate-stderr kl_unit config -vv
+	run -0 --separate-stderr kl_unit config --log-level debug
 	[ "$(val .tpm_ownerpassword)" = '"<set>"' ]
 	grep -qF 'config: tpm_ownerpassword = <secret>' <<<"$stderr"
 	[[ $output$stderr != *c0ffee* ]]
-	KEYLIME_AGENT_TPM_OWNERPASSWORD=s3cr3t-env run -0 --separate-stderr kl_unit config -vv
+	KEYLIME_AGENT_TPM_OWNERPASSWORD=s3cr3t-env run -0 --separate-stderr kl_unit config --log-level debug
 	[ "$(val .tpm_ownerpassword)" = '"<set>"' ]
 	[[ $output$stderr != *s3cr3t* ]]
 }

@@ -55,8 +55,8 @@ result() { jq -r --arg n "$1" '.checks[] | select(.check == $n) | .result' <<<"$
 	[ "${#lines[@]}" = 17 ]
 	[[ ${lines[0]} == "ok    config           read $C" ]]
 	[ "${lines[16]}" = "kl-doctor: 15 ok, 0 warn, 0 fail, 1 skipped" ]
-	# -vv changes nothing: lib/'s info and debug lines do not become findings.
-	run -0 --separate-stderr kl_run kl-doctor -vv --token-file "$D/ses.json"
+	# --log-level debug changes nothing: lib/'s info and debug lines do not become findings.
+	run -0 --separate-stderr kl_run kl-doctor --log-level debug --token-file "$D/ses.json"
 	[ "${lines[16]}" = "kl-doctor: 15 ok, 0 warn, 0 fail, 1 skipped" ]
 	[[ ${lines[0]} == "ok    config           read $C" ]]
 }

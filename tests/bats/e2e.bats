@@ -188,13 +188,13 @@ last_verdict() { kl_verdicts "$AGENT_ID" --wait "${1:-1}" | jq -c '.attestations
 		and (.retry.after | . >= 18 and . <= 20)' <<<"$output"
 }
 
-@test "e2e: the token is in no log line at -vv, and every file kl writes is 0600" {
+@test "e2e: the token is in no log line at debug level, and every file kl writes is 0600" {
 	local secret f
 	fresh
 	register "$DOCS/reg.json"
 	kl_enroll "$AGENT_ID" --ima-permissive
-	run -0 bash -c 'set -o pipefail; kl-session -vv <"$1" | kl-negotiate -vv | kl-quote -vv |
-		kl-submit -vv 2>&1 >"$2" | cat' _ "$DOCS/reg.json" "$DOCS/out.json"
+	run -0 bash -c 'set -o pipefail; kl-session --log-level debug <"$1" | kl-negotiate --log-level debug | kl-quote --log-level debug |
+		kl-submit --log-level debug 2>&1 >"$2" | cat' _ "$DOCS/reg.json" "$DOCS/out.json"
 	secret=$(jq -r '.session.token | split(".")[1]' "$DOCS/out.json")
 	[ "${#secret}" -ge 40 ]
 	# Every step logged at debug level (the Authorization header among them) ...
@@ -231,8 +231,8 @@ last_verdict() { kl_verdicts "$AGENT_ID" --wait "${1:-1}" | jq -c '.attestations
 		ima_measure "/usr/bin/after-1m-$round-b"
 		log_size=$(stat -c %s "$IMA_LOG")
 		kl_run kl-session <"$DOCS/reg.json" >"$DOCS/s.json"
-		kl_run kl-negotiate -vv <"$DOCS/s.json" 2>"$DOCS/n.err" >"$DOCS/n.json"
-		kl_run kl-quote -vv <"$DOCS/n.json" 2>"$DOCS/q.err" >"$DOCS/q.json"
+		kl_run kl-negotiate --log-level debug <"$DOCS/s.json" 2>"$DOCS/n.err" >"$DOCS/n.json"
+		kl_run kl-quote --log-level debug <"$DOCS/n.json" 2>"$DOCS/q.err" >"$DOCS/q.json"
 		kl_run kl-submit <"$DOCS/q.json" >/dev/null
 		read_n=$(sed -n 's/^kl-negotiate: debug: IMA log .*: 100000[0-9] entries; read \([0-9]*\) bytes of it$/\1/p' "$DOCS/n.err")
 		read_q=$(sed -n 's/^kl-quote: debug: IMA log .*: read \([0-9]*\) bytes of it for .*/\1/p' "$DOCS/q.err")

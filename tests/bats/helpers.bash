@@ -9,6 +9,19 @@ KL_BIN=${KL_BIN:-$KL_BUILD/bin}
 KL_UNIT=${KL_UNIT:-$KL_BUILD/tests}
 export KL_TOP KL_BUILD KL_BIN KL_UNIT
 export PATH="$KL_BIN:$PATH"
+# RUST_LOG sets kl's log level (upstream's knob): the caller's must not change what tests see.
+unset RUST_LOG
+
+# kl_no_caller_config: forget the caller's KEYLIME_AGENT_*, KEYLIME_AGENT_CONFIG
+# and TCTI, so that only the test's configuration counts.
+kl_no_caller_config() {
+	local v
+	unset KEYLIME_AGENT_CONFIG TCTI
+	for v in $(compgen -e); do
+		[[ $v == KEYLIME_AGENT_* ]] && unset "$v"
+	done
+	return 0
+}
 
 # kl_run PROG ARGS...: run a kl program (or a unit-test driver, by path).
 kl_run() {

@@ -11,10 +11,10 @@ setup() {
 	: >"$log"
 }
 
-# One failing cycle that logs at every level but notice: debug (-vv), info,
+# One failing cycle that logs at every level but notice: debug (--verbose twice), info,
 # warnings (--insecure, plain HTTP, the backoff) and errors (no TPM there).
 cycle() {
-	kl_run kl-agent --once -vv --insecure --verifier-url http://127.0.0.1:1 \
+	kl_run kl-agent --once --verbose --verbose --insecure --verifier-url http://127.0.0.1:1 \
 		--registrar-url http://127.0.0.1:1 --tcti "swtpm:host=127.0.0.1,port=1" \
 		>/dev/null 2>>"$log" || true
 }

@@ -96,7 +96,7 @@ load fixtures/agent/common
 	# ... and never into argv or the environment.
 	refute grep -q kl-fake-token "$T/calls.log"
 	# Our own flags are passed on, without kl-agent's own.
-	grep -q "^call kl-quote 1 .* | argv: -v --timeout 3000$" "$T/calls.log"
+	grep -q "^call kl-quote 1 .* | argv: --verbose --timeout 3000$" "$T/calls.log"
 	run -0 --separate-stderr kl_run kl-agent --once --timeout 3000
 	[ "$(grep '^call' "$T/calls.log" | tail -n 1 | sed 's/.*| argv: //')" = "--timeout 3000" ]
 }

@@ -51,7 +51,7 @@ start_agent() {
 	local cmd=("$KL_BIN/kl-agent")
 	[ "${KL_WRAP:-}" = valgrind ] && cmd=(valgrind -q --error-exitcode=97 --leak-check=full \
 		--errors-for-leak-kinds=definite "${cmd[@]}")
-	"${cmd[@]}" -v "$@" 2>"$T/agent.err" 3>&- &
+	"${cmd[@]}" --verbose "$@" 2>"$T/agent.err" 3>&- &
 	AGENT_PID=$!
 }
 

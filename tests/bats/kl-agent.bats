@@ -414,7 +414,7 @@ url_warned() {
 }
 
 @test "config: --avoid-tpm and --check are refused clearly" {
-	run -100 --separate-stderr kl_run kl-agent --once --avoid-tpm
+	run -100 --separate-stderr kl_run kl-agent --once --avoid-tpm true
 	[ "$stderr" = "kl-agent: error: --avoid-tpm: kl always attests with a TPM; for tests, run a software TPM (swtpm) and point tcti at it (docs/kl-agent.md)" ]
 	run -100 --separate-stderr kl_run kl-agent --check
 	[ "$stderr" = 'kl-agent: error: unknown option "--check"

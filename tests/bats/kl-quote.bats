@@ -169,13 +169,13 @@ ima_doc() {
 	size=$(stat -c %s "$IMA_LOG")
 	read_bytes() { sed -n 's/^kl-quote: debug: IMA log .*: read \([0-9]*\) bytes of it for .*/\1/p' <<<"$stderr"; }
 	# No checkpoint yet: the whole log is read once.
-	run -0 --separate-stderr kl_run kl-quote -vv < <(ima_doc 19990)
+	run -0 --separate-stderr kl_run kl-quote --log-level debug < <(ima_doc 19990)
 	bytes=$(read_bytes)
 	[ "$bytes" -ge "$size" ]
 	[ "$(stat -c %a "$KDIR/ima_checkpoint.json")" = 600 ]
 	# Then: from the nearest mark (every 256 KiB) to the end, new lines included.
 	"$KL_TOP/scripts/gen-ima-log" -s 20000 -n 5 >>"$IMA_LOG"
-	run -0 --separate-stderr kl_run kl-quote -vv < <(ima_doc 19990)
+	run -0 --separate-stderr kl_run kl-quote --log-level debug < <(ima_doc 19990)
 	bytes=$(read_bytes)
 	[ "$bytes" -gt 0 ] && [ "$bytes" -lt $((300 * 1024)) ]
 	jq -e --arg want "$(tail -n 15 "$IMA_LOG")"$'\n' \
@@ -183,7 +183,7 @@ ima_doc() {
 	# A checkpoint of another boot is thrown away.
 	jq -c '.boot_time -= 60' "$KDIR/ima_checkpoint.json" >"$BATS_TEST_TMPDIR/ck" &&
 		cp "$BATS_TEST_TMPDIR/ck" "$KDIR/ima_checkpoint.json"
-	run -0 --separate-stderr kl_run kl-quote -vv < <(ima_doc 19990)
+	run -0 --separate-stderr kl_run kl-quote --log-level debug < <(ima_doc 19990)
 	[ "$(read_bytes)" -ge "$size" ]
 	[[ $stderr == *"kl-quote: info: IMA checkpoint $KDIR/ima_checkpoint.json: new boot; reading $IMA_LOG from the start"* ]]
 }

@@ -548,7 +548,7 @@ check_record() {
 	[[ $stderr == "kl-register: error: stdin:"* ]]
 	KEYLIME_AGENT_TPM_SIGNING_ALG=ecdsa TCTI=swtpm:host=127.0.0.1,port=1 reg 100
 	line 'kl-register: error: tpm_signing_alg "ecdsa": an RSA AK signs with rsassa or rsapss (ecdsa needs tpm_encryption_alg = "ecc")'
-	reg 100 --avoid-tpm
+	reg 100 --avoid-tpm true
 	line "kl-register: error: --avoid-tpm: kl-register needs a TPM (for tests: swtpm and --tcti)"
 	[ "$(requests | jq length)" = 0 ]
 }

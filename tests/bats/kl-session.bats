@@ -54,7 +54,7 @@ session_ok() {
 @test "kl-session: a token valid for more than 30 s is reused without contacting the verifier" {
 	kl_run kl-session <"$REG" >"$BATS_TEST_TMPDIR/s1.json"
 	faults_clear
-	run -0 --separate-stderr kl_run kl-session -v <"$BATS_TEST_TMPDIR/s1.json"
+	run -0 --separate-stderr kl_run kl-session --verbose <"$BATS_TEST_TMPDIR/s1.json"
 	[ "$output" = "$(jq -c . "$BATS_TEST_TMPDIR/s1.json")" ]
 	[ "$stderr" = "kl-session: info: config: reading $KEYLIME_AGENT_CONFIG
 kl-session: info: reusing the session token valid until $(jq -r .session.expires_at "$BATS_TEST_TMPDIR/s1.json")" ]
@@ -79,9 +79,9 @@ kl-session: info: reusing the session token valid until $(jq -r .session.expires
 	[ "$(nreq '^/v3.0/sessions$')" = 5 ]
 }
 
-@test "kl-session: the token is in no log line at -vv and in no file but the 0600 kept session" {
+@test "kl-session: the token is in no log line at debug level and in no file but the 0600 kept session" {
 	local tok
-	run -0 --separate-stderr kl_run kl-session -vv <"$REG"
+	run -0 --separate-stderr kl_run kl-session --log-level debug <"$REG"
 	tok=$(jq -r .session.token <<<"$output")
 	[ -n "$tok" ] && [ "${#stderr_lines[@]}" -gt 10 ]
 	[[ $stderr != *"${tok#*.}"* ]]
@@ -294,7 +294,7 @@ token_reply() {
 	[ "$(stat -c %a "$KDIR/kl-session.json")" = 600 ]
 	jq -e --argjson s "$(jq -c .session <<<"$s1")" '. == $s' "$KDIR/kl-session.json"
 	faults_clear
-	run -0 --separate-stderr kl_run kl-session -v <"$REG"
+	run -0 --separate-stderr kl_run kl-session --verbose <"$REG"
 	[ "$output" = "$s1" ]
 	[ "$(requests | jq length)" = 0 ]
 	[[ $stderr == *"info: reusing the session token valid until $(jq -r .session.expires_at <<<"$s1")" ]]

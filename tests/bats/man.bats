@@ -42,7 +42,7 @@ PAGES=$(for d in "$KL_TOP"/cmd/*/; do p=${d%/}; p=${p##*/}; [ "$p" = kl-agent ] 
 # The long options of a page's OPTIONS section (FILE), and those of --help.
 page_opts() {
 	sed -n '/^\.Sh OPTIONS/,/^\.Sh /p' "$1" |
-		sed -n 's/^\.It Fl \(-[a-z-]*\).*/-\1/p; s/^\.It Fl [a-z] , Fl \(-[a-z-]*\)$/-\1/p' | sort -u
+		sed -n 's/^\.It Fl \(-[a-z-]*\).*/-\1/p; s/^\.It Fl [a-zA-Z] , Fl \(-[a-z-]*\).*/-\1/p' | sort -u
 }
 help_opts() { kl_run "$1" --help | grep -o -- '--[a-z][a-z-]*' | sort -u; }
 

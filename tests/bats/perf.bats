@@ -70,7 +70,7 @@ for l in open(sys.argv[2]): print(kltpm.ImaEntry(l.rstrip("\n")).extend_value("s
 		"$KL_TOP/tests/peers" "$IMA_LOG" | while read -r v; do tpm2_pcrextend "10:sha256=$v"; done
 	ima_measure /usr/bin/perf-b
 	rm -f "$KDIR/kl-session.json"	# a PoP too: kl-session's TPM use after the reset
-	run -0 --separate-stderr kl_run kl-session -v <"$D/reg.json"
+	run -0 --separate-stderr kl_run kl-session --verbose <"$D/reg.json"
 	[[ $stderr == *"info: saved AK context not taken by the TPM ("*"integrity"*"): re-creating it"* ]]
 	[ "$(md5sum <"$KDIR/kl-ak.ctx")" != "$old" ]
 	: >"$t/after.cc"
