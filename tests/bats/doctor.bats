@@ -190,7 +190,14 @@ result() { jq -r --arg n "$1" '.checks[] | select(.check == $n) | .result' <<<"$
 	[ "$(check pull-agent)" = "ok no keylime_agent (pull mode) process" ]
 }
 
-@test "kl-doctor: liveness: skipped without a token; a rejected token warns; liveness window" {
+@test "kl-doctor: liveness: the kept token, else skipped; a rejected token warns; liveness window" {
+	local kept
+	kept=$(kl_run kl-doctor --json | jq -r '.checks[] | select(.check == "liveness") | .result')
+	# kl-session keeps its token in keylime_dir: kl-doctor reads it (and leaves it).
+	[ -f "$KDIR/kl-session.json" ]
+	[ "$kept" != skip ]
+	[ -f "$KDIR/kl-session.json" ]
+	rm "$KDIR/kl-session.json"
 	run -0 --separate-stderr kl_run kl-doctor --json
 	[[ $(check liveness) == "skip no token"* ]]
 	kl_peer_ctl POST "$KL_VERIFIER_CTL/config" '{"quote_interval": 2}' >/dev/null

@@ -96,7 +96,7 @@ for l in open(sys.argv[2]): print(kltpm.ImaEntry(l.rstrip("\n")).extend_value("s
 		other) cp "$t/other/keylime/kl-ak.ctx" "$KDIR/kl-ak.ctx" ;;
 		esac
 		kl_run kl-negotiate <"$t/warm.session.json" >"$t/$junk.neg.json"
-		tpm_cc kl-quote "$t/$junk.neg.json" "$t/$junk.quote.json" -v >"$t/$junk.cc"
+		tpm_cc kl-quote "$t/$junk.neg.json" "$t/$junk.quote.json" --verbose >"$t/$junk.cc"
 		[ "$(grep -cx "$CREATE_PRIMARY" "$t/$junk.cc")" = 1 ]
 		[ $junk = garbage ] || grep -q "info: saved AK context holds another key: re-creating it" "$t/trace"
 		kl_run kl-submit <"$t/$junk.quote.json" >/dev/null
