@@ -81,6 +81,7 @@ static const struct key keys[] = {
 	S(status_path, "default"),
 	B(proxy_from_env, 1),
 	I(verdict_timeout_seconds, 1, 86400, 30),
+	I(verdict_every_cycles, 0, INT_MAX, 0),
 };
 
 /*

@@ -77,6 +77,7 @@ struct kl_config {
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
 	bool proxy_from_env;			/* true: HTTPS_PROXY/NO_PROXY as curl (kl) */
 	long verdict_timeout_seconds;		/* 30 (kl, kl-verdict): wait for the verdict */
+	long verdict_every_cycles;		/* 0 (kl, kl-agent): the daemon asks kl-verdict every N cycles; 0 never */
 
 	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */

@@ -22,6 +22,7 @@ kl_status_init(struct kl_status *st)
 	snprintf(st->state, sizeof(st->state), "%s", "Unregistered");
 	st->last_exit_class = -1;
 	st->last_hint = -1;
+	st->verdict.attestation_count = -1;
 }
 
 /* An RFC 3339 string, or null for 0 ("never"). */
@@ -34,6 +35,24 @@ time_or_null(time_t t)
 		return json_null();
 	kl_time_format(t, buf);
 	return json_string(buf);
+}
+
+/* A string, or null for "" (not known). */
+static json_t *
+str_or_null(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+static json_t *
+verdict_json(const struct kl_status_verdict *v)
+{
+	if (v->at == 0)
+		return json_null();
+	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o}", "outcome", str_or_null(v->outcome),
+	    "status", str_or_null(v->status), "exit_class", v->exit_class, "at", time_or_null(v->at),
+	    "attestation_count", v->attestation_count < 0 ? json_null() :
+	    json_integer(v->attestation_count), "last_pass", time_or_null(v->last_pass));
 }
 
 int
@@ -56,6 +75,7 @@ kl_status_write(const char *path, const struct kl_status *st, pid_t pid)
 	    st->last_exit_class < 0 ? json_null() : json_integer(st->last_exit_class));
 	json_object_set_new(o, "last_seconds_to_next_attestation",
 	    st->last_hint < 0 ? json_null() : json_integer(st->last_hint));
+	json_object_set_new(o, "verdict", verdict_json(&st->verdict));
 	json_object_set_new(o, "pid", json_integer(pid));
 	json_object_set_new(o, "updated_at", time_or_null(time(NULL)));
 
@@ -84,6 +104,22 @@ get_long(const json_t *o, const char *key, long dflt)
 	json_t *v = json_object_get(o, key);
 
 	return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
+}
+
+static void
+verdict_read(const json_t *o, struct kl_status_verdict *v)
+{
+	const char *s;
+
+	if (!json_is_object(o) || (v->at = get_time(o, "at")) == 0)
+		return;
+	v->exit_class = (int)get_long(o, "exit_class", -1);
+	if ((s = kl_json_str(o, "outcome")) != NULL)
+		snprintf(v->outcome, sizeof(v->outcome), "%s", s);
+	if ((s = kl_json_str(o, "status")) != NULL)
+		snprintf(v->status, sizeof(v->status), "%s", s);
+	v->attestation_count = get_long(o, "attestation_count", -1);
+	v->last_pass = get_time(o, "last_pass");
 }
 
 int
@@ -121,6 +157,7 @@ kl_status_read(const char *path, struct kl_status *st)
 		st->consecutive_failures = 0;
 	st->last_exit_class = (int)get_long(o, "last_exit_class", -1);
 	st->last_hint = get_long(o, "last_seconds_to_next_attestation", -1);
+	verdict_read(json_object_get(o, "verdict"), &st->verdict);
 	json_decref(o);
 	return KL_OK;
 }

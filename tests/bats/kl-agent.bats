@@ -417,7 +417,7 @@ url_warned() {
 	[ "$stderr" = "kl-agent: error: --avoid-tpm: kl always attests with a TPM; for tests, run a software TPM (swtpm) and point tcti at it (docs/kl-agent.md)" ]
 	run -100 --separate-stderr kl_run kl-agent --check
 	[ "$stderr" = 'kl-agent: error: unknown option "--check"
-usage: kl-agent [--once] [options]' ]
+usage: kl-agent [--once] [--verdict] [options]' ]
 	[ ! -e "$T/calls.log" ]
 }
 
