@@ -133,7 +133,7 @@ bench:
 # commented example agent.conf in $(DOCDIR)/examples and, only when there is
 # none yet, as $(SYSCONFDIR)/keylime/agent.conf. `make uninstall` removes all
 # of it, and agent.conf only while it is still the unchanged example.
-MAN1 = $(patsubst %,man/%.1,kl-register kl-session kl-negotiate kl-quote kl-submit)
+MAN1 = $(patsubst %,man/%.1,kl-register kl-session kl-negotiate kl-quote kl-submit kl-verdict)
 MAN8 = man/kl-agent.8
 KLCONF = $(DESTDIR)$(SYSCONFDIR)/keylime
 

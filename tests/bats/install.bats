@@ -18,11 +18,11 @@ listing() { (cd "$1" && find . -mindepth 1 \( -type f -o -type d \) -printf '%M 
 	inst "$d" install PREFIX=/usr
 	listing "$d" >"$BATS_TEST_TMPDIR/got"
 	{
-		for p in kl-agent kl-negotiate kl-quote kl-register kl-session kl-submit; do
+		for p in kl-agent kl-negotiate kl-quote kl-register kl-session kl-submit kl-verdict; do
 			echo "-rwxr-xr-x ./usr/bin/$p"
 		done
 		for m in man1/kl-negotiate.1 man1/kl-quote.1 man1/kl-register.1 man1/kl-session.1 \
-			man1/kl-submit.1 man8/kl-agent.8; do
+			man1/kl-submit.1 man1/kl-verdict.1 man8/kl-agent.8; do
 			echo "-rw-r--r-- ./usr/share/man/$m"
 		done
 		for u in kl-agent-once.service kl-agent-once.timer kl-agent.service; do
@@ -41,7 +41,7 @@ listing() { (cd "$1" && find . -mindepth 1 \( -type f -o -type d \) -printf '%M 
 	# Nothing under /etc/systemd or /usr/local, and the units start /usr/bin/kl-agent.
 	run -1 grep -E '\./(etc/systemd|usr/local)' "$BATS_TEST_TMPDIR/got"
 	grep -qx 'ExecStart=/usr/bin/kl-agent' "$d/usr/lib/systemd/system/kl-agent.service"
-	grep -qx 'ExecStart=/usr/bin/kl-agent --once' "$d/usr/lib/systemd/system/kl-agent-once.service"
+	grep -qx 'ExecStart=/usr/bin/kl-agent --once --verdict' "$d/usr/lib/systemd/system/kl-agent-once.service"
 	run -1 grep -rn '/usr/local' "$d/usr/lib/systemd/system"
 	cmp "$KL_TOP/dist/agent.conf" "$d/etc/keylime/agent.conf"
 	cmp "$KL_BUILD/bin/kl-agent" "$d/usr/bin/kl-agent"

@@ -5,7 +5,7 @@
 # its page follows.
 load helpers
 
-PAGES="kl-register.1 kl-session.1 kl-negotiate.1 kl-quote.1 kl-submit.1 kl-agent.8"
+PAGES="kl-register.1 kl-session.1 kl-negotiate.1 kl-quote.1 kl-submit.1 kl-verdict.1 kl-agent.8"
 
 @test "man: mandoc -T lint finds nothing in any page (style included)" {
 	command -v mandoc >/dev/null || fail "mandoc is not installed: run scripts/deps"
