@@ -503,5 +503,5 @@ kl-agent: warning: verifier_url http://127.0.0.1:9: plain HTTP, the token travel
 	fi
 	grep -qx "Conflicts=keylime_agent.service keylime_push_model_agent.service" "$KL_TOP/dist/systemd/kl-agent.service"
 	grep -qx "RestartSec=120s" "$KL_TOP/dist/systemd/kl-agent.service"
-	grep -qx "ExecStart=/usr/local/bin/kl-agent --once" "$KL_TOP/dist/systemd/kl-agent-once.service"
+	grep -qx "ExecStart=/usr/local/bin/kl-agent --once --verdict" "$KL_TOP/dist/systemd/kl-agent-once.service"
 }
