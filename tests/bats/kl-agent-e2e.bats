@@ -30,23 +30,6 @@ teardown() {
 	kl_peer_ctl DELETE "$KL_VERIFIER_CTL/faults" >/dev/null || true
 }
 
-# The agent in the background as itself ($! is kl-agent, not a subshell).
-start_agent() {
-	local cmd=("$KL_BIN/kl-agent")
-	[ "${KL_WRAP:-}" = valgrind ] && cmd=(valgrind -q --error-exitcode=97 --leak-check=full \
-		--errors-for-leak-kinds=definite "${cmd[@]}")
-	"${cmd[@]}" -v "$@" 2>"$T/agent.err" 3>&- &
-	AGENT_PID=$!
-}
-
-stop_agent() {
-	kill -TERM "$AGENT_PID"
-	local rc=0
-	wait "$AGENT_PID" || rc=$?
-	AGENT_PID=
-	return $rc
-}
-
 register_and_enroll() {
 	kl_run kl-register </dev/null >/dev/null
 	kl_enroll "$AGENT_ID" --ima-permissive
