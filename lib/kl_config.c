@@ -82,6 +82,7 @@ static const struct key keys[] = {
 	B(proxy_from_env, 1),
 	I(verdict_timeout_seconds, 1, 86400, 30),
 	S(metrics_textfile, ""),
+	I(verdict_every_cycles, 0, INT_MAX, 0),
 };
 
 /*

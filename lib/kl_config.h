@@ -78,6 +78,7 @@ struct kl_config {
 	bool proxy_from_env;			/* true: HTTPS_PROXY/NO_PROXY as curl (kl) */
 	long verdict_timeout_seconds;		/* 30 (kl, kl-verdict): wait for the verdict */
 	char *metrics_textfile;			/* "" = off; Prometheus textfile (kl-agent) */
+	long verdict_every_cycles;		/* 0 (kl, kl-agent): the daemon asks kl-verdict every N cycles; 0 never */
 
 	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */

@@ -91,6 +91,17 @@ kl_metrics_text(const struct kl_status *st, const char *version)
 	head(&b, "kl_next_attestation_timestamp_seconds", "gauge",
 	    "Time of the next scheduled attempt (0: none).");
 	put(&b, "kl_next_attestation_timestamp_seconds %lld\n", (long long)st->next_due);
+	/* Only after kl-verdict has read the standing (kl-agent --verdict, verdict_every_cycles). */
+	if (st->verdict.status[0] != '\0') {
+		head(&b, "kl_verdict", "gauge",
+		    "The agent's standing at the verifier as kl-verdict last read it (1 for that status).");
+		put(&b, "kl_verdict{status=\"");
+		put_label(&b, st->verdict.status);
+		put(&b, "\"} 1\n");
+		head(&b, "kl_last_pass_timestamp_seconds", "gauge",
+		    "The verifier's last successful attestation of this agent (0: none).");
+		put(&b, "kl_last_pass_timestamp_seconds %lld\n", (long long)st->verdict.last_pass);
+	}
 	head(&b, "kl_info", "gauge", "kl-agent's version and agent id.");
 	put(&b, "kl_info{version=\"");
 	put_label(&b, version);

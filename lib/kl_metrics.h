@@ -12,6 +12,8 @@
  *   kl_cycle_duration_seconds               gauge, the last cycle
  *   kl_ima_entries_sent_total               counter
  *   kl_next_attestation_timestamp_seconds   gauge, 0 when nothing is scheduled
+ *   kl_verdict{status="PASS"|"FAIL"|...}    gauge, 1; only once kl-verdict has run
+ *   kl_last_pass_timestamp_seconds          gauge, the verifier's last pass; with kl_verdict
  *   kl_info{version="...",agent_id="..."}   gauge, always 1
  */
 #ifndef KL_METRICS_H
@@ -20,10 +22,6 @@
 #include <stddef.h>
 
 #include "kl_status.h"
-
-#ifndef KL_VERSION
-#define KL_VERSION "0.1"
-#endif
 
 /*
  * The file's text for st into a new string (free()), or NULL when out of

@@ -36,6 +36,7 @@ kl_status_init(struct kl_status *st)
 	st->last_exit_class = -1;
 	st->last_hint = -1;
 	st->cycle_seconds = -1;
+	st->verdict.attestation_count = -1;
 }
 
 /* {"ok":3,"temporary":1,...}: every class, zeros too. */
@@ -59,6 +60,24 @@ time_or_null(time_t t)
 		return json_null();
 	kl_time_format(t, buf);
 	return json_string(buf);
+}
+
+/* A string, or null for "" (not known). */
+static json_t *
+str_or_null(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+static json_t *
+verdict_json(const struct kl_status_verdict *v)
+{
+	if (v->at == 0)
+		return json_null();
+	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o}", "outcome", str_or_null(v->outcome),
+	    "status", str_or_null(v->status), "exit_class", v->exit_class, "at", time_or_null(v->at),
+	    "attestation_count", v->attestation_count < 0 ? json_null() :
+	    json_integer(v->attestation_count), "last_pass", time_or_null(v->last_pass));
 }
 
 int
@@ -86,6 +105,7 @@ kl_status_write(const char *path, const struct kl_status *st, pid_t pid)
 	    st->cycle_seconds < 0 ? json_null() : json_real(st->cycle_seconds));
 	json_object_set_new(o, "cycles_total", cycles_json(st));
 	json_object_set_new(o, "ima_entries_sent_total", json_integer(st->ima_entries_sent));
+	json_object_set_new(o, "verdict", verdict_json(&st->verdict));
 	json_object_set_new(o, "pid", json_integer(pid));
 	json_object_set_new(o, "updated_at", time_or_null(time(NULL)));
 
@@ -114,6 +134,22 @@ get_long(const json_t *o, const char *key, long dflt)
 	json_t *v = json_object_get(o, key);
 
 	return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
+}
+
+static void
+verdict_read(const json_t *o, struct kl_status_verdict *v)
+{
+	const char *s;
+
+	if (!json_is_object(o) || (v->at = get_time(o, "at")) == 0)
+		return;
+	v->exit_class = (int)get_long(o, "exit_class", -1);
+	if ((s = kl_json_str(o, "outcome")) != NULL)
+		snprintf(v->outcome, sizeof(v->outcome), "%s", s);
+	if ((s = kl_json_str(o, "status")) != NULL)
+		snprintf(v->status, sizeof(v->status), "%s", s);
+	v->attestation_count = get_long(o, "attestation_count", -1);
+	v->last_pass = get_time(o, "last_pass");
 }
 
 int
@@ -162,6 +198,7 @@ kl_status_read(const char *path, struct kl_status *st)
 	st->ima_entries_sent = get_long(o, "ima_entries_sent_total", 0);
 	if (st->ima_entries_sent < 0)
 		st->ima_entries_sent = 0;
+	verdict_read(json_object_get(o, "verdict"), &st->verdict);
 	json_decref(o);
 	return KL_OK;
 }

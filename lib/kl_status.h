@@ -5,7 +5,14 @@
  *
  *   {"state":"Negotiating","agent_id":"d432fbb3-...","last_success":"2026-...Z",
  *    "consecutive_failures":0,"next_due":"2026-...Z","last_exit_class":0,
- *    "last_seconds_to_next_attestation":2,"pid":1234,"updated_at":"2026-...Z"}
+ *    "last_seconds_to_next_attestation":2,"verdict":{...},"pid":1234,
+ *    "updated_at":"2026-...Z"}
+ *
+ * "verdict" is null until kl-agent has asked kl-verdict (--verdict,
+ * verdict_every_cycles), then {"outcome":"pass"|"fail"|"unknown"|null,
+ * "status":"PASS"|"FAIL"|...|null, "exit_class":0, "at":"2026-...Z",
+ * "attestation_count":1, "last_pass":"2026-...Z"|null}: the last check's
+ * outcome and exit class, and the standing as last read from the verifier.
  *
  * Times are RFC 3339 UTC; a time, id or value not known yet is null.
  * Also: "last_attempt", "last_cycle_seconds", "cycles_total" ({"ok":3,
@@ -32,6 +39,14 @@ struct kl_status {
 	double cycle_seconds;		/* the last cycle's duration, -1: none */
 	long cycles[KL_STATUS_CLASSES];	/* cycles by exit class (kl_status_class) */
 	long long ima_entries_sent;	/* IMA entries in accepted evidence, all time */
+	struct kl_status_verdict {
+		time_t at;		/* when kl-verdict last ran; 0: never (the rest unset) */
+		int exit_class;		/* its exit code */
+		char outcome[16];	/* "pass", "fail", "unknown"; "": no verdict that time */
+		char status[16];	/* the standing as last read ("PASS", "FAIL"...); "": never read */
+		long attestation_count;	/* the verifier's passes, as last read; -1: never read */
+		time_t last_pass;	/* the verifier's last_successful_attestation; 0: none */
+	} verdict;
 };
 
 /* The exit classes counted, in the order of cycles[]: 0 1 2 3 100 111. */

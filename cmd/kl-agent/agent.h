@@ -3,7 +3,8 @@
  * check, reload on HUP), registration.c (the registration record), cycle.c
  * (one attestation cycle and the state machine), schedule.c (delays, the
  * wait, the daemon loop), once.c (--once), step.c (running one step program
- * with fork/exec and pipes), sys.c (signals, sleeping, privileges).
+ * with fork/exec and pipes), sys.c (signals, sleeping, privileges),
+ * verdict.c (kl-verdict after a cycle, the standing at the verifier).
  */
 #ifndef KL_AGENT_H
 #define KL_AGENT_H
@@ -47,6 +48,9 @@ struct agent {
 	struct kl_sched sched;
 	unsigned attempt;		/* failed attempts since the last success: the backoff exponent */
 	uint64_t cycle_start_ms;	/* when the current cycle began (kl_now_ms) */
+	bool verdict;			/* --verdict: kl-verdict after every cycle */
+	long unverdicted;		/* cycles done since kl-verdict last ran (verdict_every_cycles) */
+	int verdict_rc;			/* kl-verdict's class in the last cycle; -1: not run */
 
 	/* Set by the last failing step, for the delay before the next attempt. */
 	const char *failed_step;
@@ -85,13 +89,23 @@ void agent_set_state(struct agent *a, enum agent_state s);
 /* Persist the status (state, counters, next_due). KL_OK, or an error after one line. */
 int agent_save_status(struct agent *a);
 /*
- * One cycle: [kl-register] [kl-session] kl-negotiate kl-quote kl-submit,
- * with re-authentication, re-negotiation and in-step retries. kl-register
- * runs when the document has no "agent" member, kl-session when it has no
- * session.token. Returns 0, the class that ended the cycle (1, 2, 3, 100,
- * 111), or AGENT_STOPPED.
+ * One cycle: [kl-register] [kl-session] kl-negotiate kl-quote kl-submit
+ * [kl-verdict], with re-authentication, re-negotiation and in-step retries.
+ * kl-register runs when the document has no "agent" member, kl-session when
+ * it has no session.token, kl-verdict when agent_verdict says so. Returns 0,
+ * the class that ended the cycle (1, 2, 3, 100, 111), or AGENT_STOPPED; the
+ * verdict's class goes to a->verdict_rc, not into the return.
  */
 int agent_cycle(struct agent *a);
+/*
+ * Run one step on a->doc and take its document (kl-verdict's with its exit
+ * 1 or 111 too: the verdict). Temporary failures are retried here, as
+ * upstream retries a request (docs/protocol.md §9.3). Returns the class, or
+ * AGENT_STOPPED.
+ */
+int agent_run_step(struct agent *a, const char *name);
+/* A step said 2: drop the session and run kl-session (logged). Its class. */
+int agent_reauth(struct agent *a, const char *step);
 
 /* metrics.c */
 /* A cycle ended with class rc at now: the counters of the status and metrics. */
@@ -115,6 +129,16 @@ long agent_failure_delay_ms(struct agent *a, int class, const char **why);
 long agent_after_cycle(struct agent *a, int rc, const char **why);
 /* The daemon: cycles and waits until TERM/INT; KL_OK, or KL_PERM. */
 int agent_run_daemon(struct agent *a);
+
+/* verdict.c */
+/* kl-verdict is needed at all: --verdict, or verdict_every_cycles > 0. */
+bool agent_verdict_used(const struct agent *a);
+/*
+ * After an accepted submission, when due: kl-verdict (re-authenticating once
+ * on 2), the verdict into a->st.verdict, a change of standing logged once.
+ * Sets a->verdict_rc (-1 when not due); returns KL_OK, or AGENT_STOPPED.
+ */
+int agent_verdict(struct agent *a);
 
 /* once.c */
 /* --once: one cycle; its class, and one JSON line on stdout. */

@@ -4,6 +4,8 @@
  *   Unregistered --kl-register--> Registered --> Negotiating
  *   Negotiating --[kl-session] kl-negotiate--> Attesting --kl-quote kl-submit--> (wait)
  *
+ * and, when asked for (verdict.c), kl-verdict after kl-submit.
+ *
  * kl-agent decides only on the steps' exit classes (docs/contract.md):
  *   0    next step
  *   1    the peer said no: the cycle fails
@@ -107,6 +109,7 @@ check_member(const char *name, const json_t *doc)
 		{ "kl-negotiate", "challenge", NULL },
 		{ "kl-quote", "evidence", NULL },
 		{ "kl-submit", "submission", NULL },
+		{ "kl-verdict", "verdict", "outcome" },
 	};
 
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
@@ -131,12 +134,19 @@ log_delay(const struct agent *a, const char *name, int class, long ms, const cha
 }
 
 /*
- * Run one step on a->doc and take its document. Temporary failures are
- * retried here, as upstream retries a request (docs/protocol.md §9.3).
- * Returns the class, or AGENT_STOPPED.
+ * kl-verdict's 1 (fail) and 111 (no verdict in time) come with the document
+ * and its verdict: that is the result, taken like a 0 and never retried
+ * (the wait was verdict_timeout_seconds already).
  */
 static int
-run_step(struct agent *a, const char *name)
+is_verdict(const char *name, int code, const json_t *out)
+{
+	return strcmp(name, "kl-verdict") == 0 && (code == KL_REFUSED || code == KL_TEMP) &&
+	    kl_json_str(kl_json_obj(out, "verdict"), "outcome") != NULL;
+}
+
+int
+agent_run_step(struct agent *a, const char *name)
 {
 	long retries = 0;
 
@@ -150,11 +160,12 @@ run_step(struct agent *a, const char *name)
 			return AGENT_STOPPED;
 		a->failed_step = name;
 		a->retry_after = code == KL_TEMP ? retry_after_of(out) : -1;
-		if (code == KL_OK && (code = check_member(name, out)) == KL_OK) {
+		if ((code == KL_OK && (code = check_member(name, out)) == KL_OK) ||
+		    is_verdict(name, code, out)) {
 			json_object_del(out, "retry");
 			json_decref(a->doc);
 			a->doc = out;
-			return KL_OK;
+			return code;
 		}
 		json_decref(out);
 		code = classify(name, code);
@@ -182,6 +193,15 @@ has_token(const json_t *doc)
 	return kl_json_str(kl_json_obj(doc, "session"), "token") != NULL;
 }
 
+int
+agent_reauth(struct agent *a, const char *step)
+{
+	kl_info("%s: %s: %s: not authenticated (2): re-authenticating",
+	    agent_id(a), agent_state_name(a->state), step);
+	json_object_del(a->doc, "session");
+	return agent_run_step(a, "kl-session");
+}
+
 enum phase { P_SESSION, P_NEGOTIATE, P_QUOTE, P_SUBMIT, P_DONE };
 static const char *const phase_step[] = { "kl-session", "kl-negotiate", "kl-quote", "kl-submit" };
 
@@ -194,9 +214,10 @@ agent_cycle(struct agent *a)
 	a->failed_step = NULL;
 	a->retry_after = -1;
 	a->cycle_start_ms = kl_now_ms();
+	a->verdict_rc = -1;
 	if (kl_json_obj(a->doc, "agent") == NULL) {
 		agent_set_state(a, ST_UNREGISTERED);
-		if ((rc = run_step(a, "kl-register")) != KL_OK)
+		if ((rc = agent_run_step(a, "kl-register")) != KL_OK)
 			return rc;
 		agent_registered(a);
 		agent_set_state(a, ST_REGISTERED);
@@ -207,15 +228,12 @@ agent_cycle(struct agent *a)
 			continue;
 		}
 		agent_set_state(a, p <= P_NEGOTIATE ? ST_NEGOTIATING : ST_ATTESTING);
-		rc = run_step(a, phase_step[p]);
+		rc = agent_run_step(a, phase_step[p]);
 		if (rc == KL_OK) {
 			p++;
 		} else if (rc == KL_REAUTH && p != P_SESSION && !reauthed) {
-			kl_info("%s: %s: %s: not authenticated (2): re-authenticating",
-			    agent_id(a), agent_state_name(a->state), phase_step[p]);
 			reauthed = 1;
-			json_object_del(a->doc, "session");
-			if ((rc = run_step(a, "kl-session")) != KL_OK)
+			if ((rc = agent_reauth(a, phase_step[p])) != KL_OK)
 				return rc;
 		} else if (rc == KL_RENEGOTIATE && p != P_SESSION && renegotiated < MAX_RENEGOTIATE) {
 			kl_info("%s: %s: %s: challenge expired (3): negotiating again",
@@ -226,5 +244,6 @@ agent_cycle(struct agent *a)
 			return rc;
 		}
 	}
-	return KL_OK;
+	/* The submission was accepted: the verdict, when asked for, does not change that. */
+	return agent_verdict(a) == AGENT_STOPPED ? AGENT_STOPPED : KL_OK;
 }

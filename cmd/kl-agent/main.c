@@ -11,7 +11,9 @@
  *
  * Exit: 0 when stopped by TERM/INT; 100 on a usage or configuration error.
  * With --once: the cycle's class (0, 1, 2, 3, 100, 111), and one JSON line
- * on stdout saying when the next cycle is due.
+ * on stdout saying when the next cycle is due; with --once --verdict, after
+ * an accepted submission, kl-verdict's class (0 pass, 1 fail, 111 no verdict
+ * in time, ...) and its verdict.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,11 +28,13 @@
 #include "kl_banned.h"
 
 /* kl-agent's own options (kl_cli.h); the shared ones are passed on to the steps. */
-static bool once;
+static bool once, verdict;
 
 static const struct kl_cli_opt own[] = {
 	KL_CLI_FLAG("once", &once, "run one cycle (registering first when needed), print when "
 	    "the next one is due, exit with the cycle's class"),
+	KL_CLI_FLAG("verdict", &verdict, "after kl-submit, wait for the verifier's verdict "
+	    "(kl-verdict): with --once the exit code is the verdict's"),
 	KL_CLI_END,
 };
 
@@ -43,7 +47,7 @@ static const struct kl_cli cli = {
 };
 
 static const char *const steps[] = {
-	"kl-register", "kl-session", "kl-negotiate", "kl-quote", "kl-submit",
+	"kl-register", "kl-session", "kl-negotiate", "kl-quote", "kl-submit", "kl-verdict",
 };
 
 const char *
@@ -62,6 +66,9 @@ check_steps(const struct agent *a)
 	char path[4096];
 
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		/* kl-verdict only when asked for: the cycle does without it. */
+		if (strcmp(steps[i], "kl-verdict") == 0 && !agent_verdict_used(a))
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", a->step_dir, steps[i]);
 		if (access(path, X_OK) != 0)
 			return kl_fail(KL_PERM, "%s: not executable: %s (install the steps next to "
@@ -83,6 +90,7 @@ agent_start(struct agent *a, int argc, char *argv[])
 	kl_status_init(&a->st);
 	kl_sched_init(&a->sched);
 	a->retry_after = -1;
+	a->verdict_rc = -1;
 	/* First: a TERM during start-up must stop us cleanly, not kill us. */
 	if ((a->sigfd = sys_signals_init()) < 0)
 		return kl_fail(KL_TEMP, "signalfd: %s", strerror(errno));
@@ -91,6 +99,7 @@ agent_start(struct agent *a, int argc, char *argv[])
 		return kl_fail(KL_TEMP, "out of memory");
 	if ((rc = agent_config_load(a, &a->cfg, a->fwd + 1)) != KL_OK)
 		return rc;
+	a->verdict = verdict;	/* parsed just now */
 	if ((a->step_dir = sys_step_dir()) == NULL)
 		return kl_fail(KL_PERM, "cannot find the directory of kl-agent: set KL_STEP_DIR");
 	if ((rc = check_steps(a)) != KL_OK)

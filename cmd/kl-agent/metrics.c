@@ -11,6 +11,7 @@
 #include "kl_log.h"
 #include "kl_metrics.h"
 #include "kl_rc.h"
+#include "kl_version.h"
 #include "kl_util.h"
 #include "kl_banned.h"
 
@@ -53,7 +54,7 @@ agent_write_metrics(struct agent *a)
 
 	if (path == NULL)
 		return;		/* off (or out of memory: the next write tries again) */
-	if (kl_metrics_write(path, &a->st, KL_VERSION) != KL_OK)
+	if (kl_metrics_write(path, &a->st, kl_version()) != KL_OK)
 		kl_warn("%s: metrics not written", path);
 	free(path);
 }

@@ -16,10 +16,14 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-/* One line for cron, systemd timers and CI (docs/kl-agent.md, "--once"). */
+/*
+ * One line for cron, systemd timers and CI (docs/kl-agent.md, "--once"):
+ * rc is the exit code, cycle the cycle's class.
+ */
 static void
-print_once(const struct agent *a, int rc, long ms, const char *why)
+print_once(const struct agent *a, int rc, int cycle, long ms, const char *why)
 {
+	json_t *v = a->verdict_rc >= 0 ? kl_json_obj(a->doc, "verdict") : NULL;
 	json_t *h = json_object_get(kl_json_obj(a->doc, "submission"), "seconds_to_next_attestation");
 	char due[32];
 	json_t *o;
@@ -30,7 +34,10 @@ print_once(const struct agent *a, int rc, long ms, const char *why)
 	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s, s:O}", "result", kl_rc_name(rc),
 	    "exit", rc, "agent_id", agent_id(a), "next_due", due,
 	    "next_in", (json_int_t)((ms + 999) / 1000), "reason", why,
-	    "seconds_to_next_attestation", rc == KL_OK && json_is_integer(h) ? h : json_null());
+	    "seconds_to_next_attestation", cycle == KL_OK && json_is_integer(h) ? h : json_null());
+	/* With --verdict: kl-verdict's verdict, null when it gave none. */
+	if (o != NULL && a->verdict)
+		json_object_set(o, "verdict", v ? v : json_null());
 	if (o == NULL)
 		return;
 	if ((s = kl_json_dump(o, &n)) != NULL) {
@@ -47,7 +54,7 @@ agent_run_once(struct agent *a)
 {
 	const char *why;
 	long ms;
-	int rc;
+	int rc, code;
 
 	/* Carry the counters and the verifier's last hint over from the last run. */
 	kl_status_read(a->status_path, &a->st);
@@ -62,7 +69,9 @@ agent_run_once(struct agent *a)
 		agent_save_status(a);
 		return KL_OK;
 	}
+	/* The schedule follows the submission; the exit code, the verdict when asked for. */
 	ms = agent_after_cycle(a, rc, &why);
-	print_once(a, rc, ms, why);
-	return rc;
+	code = rc == KL_OK && a->verdict_rc >= 0 ? a->verdict_rc : rc;
+	print_once(a, code, rc, ms, why);
+	return code;
 }

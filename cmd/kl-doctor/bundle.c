@@ -41,6 +41,7 @@
 #include "kl_metrics.h"
 #include "kl_rc.h"
 #include "kl_util.h"
+#include "kl_version.h"
 #include "kl_banned.h"
 
 #define STAGE_MAX (4u << 20)	/* bytes of one file taken into the bundle */
@@ -276,14 +277,20 @@ static void
 stage_versions(const struct doctor *d, const char *dir)
 {
 	struct utsname u;
-	char text[1024];
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
 
 	if (uname(&u) != 0)
 		memset(&u, 0, sizeof(u));
-	snprintf(text, sizeof(text), "kl %s\nkernel %s %s %s\n%s\n%s\njansson %s\n", KL_VERSION,
-	    u.sysname, u.release, u.machine, kl_http_version(), kl_crypto_version(),
-	    jansson_version_str());
-	stage(d, dir, "versions.txt", text, strlen(text));
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return;
+	/* kl-doctor's --version lines (kl and every library it links), then the kernel. */
+	kl_version_print(f, NULL);
+	fprintf(f, "kernel %s %s %s\n", u.sysname, u.release, u.machine);
+	if (fclose(f) == 0)
+		stage(d, dir, "versions.txt", text, len);
+	free(text);
 }
 
 /* Run argv with stdout into fd (stderr to /dev/null); its exit status, or -1. */

@@ -21,7 +21,7 @@ setup() {
 # own PROG: the options of PROG alone.
 own() {
 	case $1 in
-	kl-agent) echo --once ;;
+	kl-agent) echo --once --verdict ;;
 	kl-register) echo --check --dry-run ;;
 	kl-session | kl-negotiate | kl-submit) echo --dry-run ;;
 	kl-doctor) echo --json --bundle --token-file ;;
@@ -78,7 +78,7 @@ refused() {
 		for o in $SHARED $(own "$p"); do
 			grep -qE -- "^  (-., )?$o( |$)" <<<"$output" || { echo "$p --help lacks $o"; return 1; }
 		done
-		for o in --once --check --dry-run; do
+		for o in --once --verdict --check --dry-run; do
 			[[ " $(own "$p") " == *" $o "* ]] && continue
 			if grep -qe "$o" <<<"$output"; then
 				echo "$p --help shows $o"
@@ -90,7 +90,7 @@ refused() {
 
 @test "cli: the usage line names the program's own options" {
 	run -0 kl_run kl-agent -h
-	[ "${lines[0]}" = "usage: kl-agent [--once] [options]" ]
+	[ "${lines[0]}" = "usage: kl-agent [--once] [--verdict] [options]" ]
 	run -0 kl_run kl-register -h
 	[ "${lines[0]}" = "usage: kl-register [--check] [--dry-run] [options] <document >document" ]
 	run -0 kl_run kl-submit -h

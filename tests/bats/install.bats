@@ -41,7 +41,7 @@ listing() { (cd "$1" && find . -mindepth 1 \( -type f -o -type d \) -printf '%M 
 	# Nothing under /etc/systemd or /usr/local, and the units start /usr/bin/kl-agent.
 	run -1 grep -E '\./(etc/systemd|usr/local)' "$BATS_TEST_TMPDIR/got"
 	grep -qx 'ExecStart=/usr/bin/kl-agent' "$d/usr/lib/systemd/system/kl-agent.service"
-	grep -qx 'ExecStart=/usr/bin/kl-agent --once' "$d/usr/lib/systemd/system/kl-agent-once.service"
+	grep -qx 'ExecStart=/usr/bin/kl-agent --once --verdict' "$d/usr/lib/systemd/system/kl-agent-once.service"
 	run -1 grep -rn '/usr/local' "$d/usr/lib/systemd/system"
 	cmp "$KL_TOP/dist/agent.conf" "$d/etc/keylime/agent.conf"
 	cmp "$KL_BUILD/bin/kl-agent" "$d/usr/bin/kl-agent"

@@ -7,24 +7,8 @@ load fixtures/e2e/steps
 
 DELAY_RE='next attempt in ([0-9]+)\.([0-9]{3}) s \(([a-z-]+), attempt ([0-9]+)\)'
 
-# One IMA log per file, consistent with the swtpm's PCR 10 from its start:
-# every new agent's first attestation replays it from the beginning.
-file_ima_measure() {
-	tpm2_pcrextend "10:sha256=$($KLFIX ima-append "$BATS_FILE_TMPDIR/ima.log" "$1")" >/dev/null
-}
-
-setup_file() {
-	kl_start_swtpm
-	kl_start_registrar
-	kl_start_verifier --quote-interval 1
-	: >"$BATS_FILE_TMPDIR/ima.log"
-	file_ima_measure boot_aggregate
-}
-
-teardown_file() {
-	kl_stop_peers
-	kl_stop_swtpm
-}
+setup_file() { agent_file_start; }
+teardown_file() { file_stop; }
 
 setup() {
 	T=$BATS_TEST_TMPDIR
@@ -33,7 +17,7 @@ setup() {
 		"exponential_backoff_initial_delay = 200" \
 		"exponential_backoff_max_delay = 1600" \
 		"exponential_backoff_max_retries = 3"
-	# The file's IMA log, which matches PCR 10 (see setup_file).
+	# The file's IMA log, which matches PCR 10 (see agent_file_start).
 	ln -sf "$BATS_FILE_TMPDIR/ima.log" "$IMA_LOG"
 	AGENT_PID=
 }
@@ -44,23 +28,6 @@ teardown() {
 		wait "$AGENT_PID" 2>/dev/null || true
 	fi
 	kl_peer_ctl DELETE "$KL_VERIFIER_CTL/faults" >/dev/null || true
-}
-
-# The agent in the background as itself ($! is kl-agent, not a subshell).
-start_agent() {
-	local cmd=("$KL_BIN/kl-agent")
-	[ "${KL_WRAP:-}" = valgrind ] && cmd=(valgrind -q --error-exitcode=97 --leak-check=full \
-		--errors-for-leak-kinds=definite "${cmd[@]}")
-	"${cmd[@]}" --verbose "$@" 2>"$T/agent.err" 3>&- &
-	AGENT_PID=$!
-}
-
-stop_agent() {
-	kill -TERM "$AGENT_PID"
-	local rc=0
-	wait "$AGENT_PID" || rc=$?
-	AGENT_PID=
-	return $rc
 }
 
 register_and_enroll() {

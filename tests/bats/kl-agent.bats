@@ -418,7 +418,7 @@ url_warned() {
 	[ "$stderr" = "kl-agent: error: --avoid-tpm: kl always attests with a TPM; for tests, run a software TPM (swtpm) and point tcti at it (docs/kl-agent.md)" ]
 	run -100 --separate-stderr kl_run kl-agent --check
 	[ "$stderr" = 'kl-agent: error: unknown option "--check"
-usage: kl-agent [--once] [options]' ]
+usage: kl-agent [--once] [--verdict] [options]' ]
 	[ ! -e "$T/calls.log" ]
 }
 
@@ -504,7 +504,7 @@ kl-agent: warning: verifier_url http://127.0.0.1:9: plain HTTP, the token travel
 	fi
 	grep -qx "Conflicts=keylime_agent.service keylime_push_model_agent.service" "$KL_TOP/dist/systemd/kl-agent.service"
 	grep -qx "RestartSec=120s" "$KL_TOP/dist/systemd/kl-agent.service"
-	grep -qx "ExecStart=/usr/local/bin/kl-agent --once" "$KL_TOP/dist/systemd/kl-agent-once.service"
+	grep -qx "ExecStart=/usr/local/bin/kl-agent --once --verdict" "$KL_TOP/dist/systemd/kl-agent-once.service"
 }
 
 # --- metrics_textfile (lib/kl_metrics.c), read with the Prometheus parser ---
