@@ -182,3 +182,20 @@ gets() { nreq "^/v2/agents/$AGENT_ID\$"; }
 	stop_agent
 	[ "$(gets)" = 0 ]
 }
+
+@test "agent verdict: the standing and the verifier's last pass in the metrics (prometheus_client)" {
+	local m lp
+	export KEYLIME_AGENT_METRICS_TEXTFILE=$T/m.prom
+	run -0 --separate-stderr kl_run kl-agent --once
+	# No verdict read yet: no kl_verdict sample.
+	m=$("$BATS_TEST_DIRNAME/fixtures/metrics/parse.py" "$T/m.prom")
+	run -1 grep -c '^kl_verdict' <<<"$m"
+	sleep 1	# quote_interval: this evidence in a later second than the last verdict
+	run -0 --separate-stderr kl_run kl-agent --once --verdict
+	lp=$(jq -r .verdict.last_successful_attestation <<<"$output")
+	[ "$lp" -gt 0 ]
+	m=$("$BATS_TEST_DIRNAME/fixtures/metrics/parse.py" "$T/m.prom")
+	grep -qx 'kl_verdict{status=PASS} 1 gauge' <<<"$m"
+	grep -qx "kl_last_pass_timestamp_seconds{} $lp gauge" <<<"$m"
+	unset KEYLIME_AGENT_METRICS_TEXTFILE
+}
