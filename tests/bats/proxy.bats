@@ -31,8 +31,12 @@ setup() {
 	: >"$PROXY_DIR/log"
 }
 
-# session: kl-session on the file's registered agent; a fresh token each time.
-session() { kl_run kl-session <"$D/reg.json" >"$BATS_TEST_TMPDIR/ses.json"; }
+# session: kl-session on the file's registered agent; a fresh token each time
+# (the token kl-session keeps in keylime_dir is dropped, so it must connect).
+session() {
+	rm -f "$KDIR/kl-session.json"
+	kl_run kl-session <"$D/reg.json" >"$BATS_TEST_TMPDIR/ses.json"
+}
 
 @test "proxy: HTTPS_PROXY: kl-session reaches the verifier through a CONNECT tunnel" {
 	HTTPS_PROXY=$PROXY_URL session
@@ -67,6 +71,7 @@ session() { kl_run kl-session <"$D/reg.json" >"$BATS_TEST_TMPDIR/ses.json"; }
 
 @test "proxy: a proxy that refuses the tunnel is a temporary failure, not a silent direct connection" {
 	# Port 1 on loopback: nothing listens, so the proxy cannot be reached.
+	rm -f "$KDIR/kl-session.json"
 	HTTPS_PROXY=http://127.0.0.1:1 run -111 --separate-stderr kl_run kl-session <"$D/reg.json"
 	[ -z "$output" ]
 	[[ $stderr == "kl-session: error: POST $KL_VERIFIER_URL/v3.0/sessions: "* ]]
