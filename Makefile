@@ -221,6 +221,8 @@ FUZZ_LIB_OBJS = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
 .PHONY: fuzz
 fuzz: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_NAMES))
 
+$(FUZZ_BUILD)/obj/lib/kl_version.o: $(BUILD)/gen/kl_version_gen.h
+$(FUZZ_BUILD)/obj/lib/kl_version.o: FUZZ_CPPFLAGS += -I$(BUILD)/gen
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<

@@ -531,7 +531,7 @@ metric() {
 	[ "$(metric kl_cycles_total result=temporary)" = 0 ]
 	[ "$(metric kl_consecutive_failures)" = 0 ]
 	[ "$(metric kl_ima_entries_sent_total)" = 7 ]
-	[ "$(metric kl_info "agent_id=$ID,version=0.1")" = 1 ]
+	[ "$(metric kl_info "agent_id=$ID,version=$(kl_run kl-agent --version | sed -n '1s/^kl-agent //p')")" = 1 ]
 	local s a n
 	s=$(metric kl_last_success_timestamp_seconds)
 	a=$(metric kl_last_attempt_timestamp_seconds)
