@@ -6,13 +6,17 @@
 load helpers
 
 # One page per program of cmd/: section 8 for the daemon, 1 for the others.
-PAGES=$(for d in "$KL_TOP"/cmd/*/; do p=${d%/}; p=${p##*/}; [ "$p" = kl-agent ] && echo "$p.8" || echo "$p.1"; done | tr '\n' ' ')
+PAGES=$(for d in "$KL_TOP"/cmd/*/; do p=${d%/}; p=${p##*/}; [ "$p" = kl-agent ] && echo "$p.8" || echo "$p.1"; done | xargs)
 
 @test "man: mandoc -T lint finds nothing in any page (style included)" {
 	command -v mandoc >/dev/null || fail "mandoc is not installed: run scripts/deps"
 	cd "$KL_TOP/man"
 	# All pages at once, so the cross references between them resolve.
 	run --separate-stderr mandoc -T lint $PAGES
+	# mandoc also says when the system's manual database (makewhatis) is older
+	# than an installed page it looks up (journalctl(1)): that is the machine's
+	# state, not a defect of these pages.
+	stderr=$(grep -v '^mandoc: outdated mandoc.db lacks ' <<<"$stderr" || true)
 	echo "$output$stderr"
 	[ "$status" -eq 0 ]
 	[ -z "$output$stderr" ]
