@@ -14,6 +14,7 @@
 volatile sig_atomic_t kl_stop_requested;
 volatile sig_atomic_t kl_stop_deferred;
 long kl_tpm_timeout_seconds = 120;
+const char *kl_tpm_state_dir;
 json_t *kl_prog_answer;
 
 void
@@ -105,6 +106,7 @@ kl_prog_start(struct kl_prog *p, const char *name, int argc, char *argv[], const
 	if (rc != KL_OK || (rc = kl_config_load(&p->cfg, &flags)) != KL_OK)
 		return rc;
 	kl_tpm_timeout_seconds = p->cfg.tpm_timeout_seconds;
+	kl_tpm_state_dir = p->cfg.keylime_dir;
 	return kl_json_read_stdin(0, &p->doc);
 }
 

@@ -47,6 +47,13 @@ extern volatile sig_atomic_t kl_stop_deferred;
 /* The longest wait for a TPM answer (kl_tpm.c): tpm_timeout_seconds, default 120. */
 extern long kl_tpm_timeout_seconds;
 
+/*
+ * Where kl_tpm keeps its marker KL_TPM_MARKER_FILE (kl_tpm.h): keylime_dir,
+ * set by kl_prog_start. NULL (a program without kl_prog_start): kl_tpm looks
+ * for leftovers at every open of a TPM without a resource manager.
+ */
+extern const char *kl_tpm_state_dir;
+
 /* "<prog>: error: stopped by SIGTERM" and _exit(111). Async-signal-safe. */
 void kl_stop_exit(void) __attribute__((noreturn));
 

@@ -118,6 +118,7 @@ is_tpm_rc(TSS2_RC r, TPM2_RC want)
 }
 
 static int guard_fail(const char *call);
+static void marker_leave(void);
 
 /* One line for a failed tss2 call; returns its class. */
 static int
@@ -128,6 +129,10 @@ tpm_fail(const char *call, TSS2_RC r)
 	/* A command ended by the guard: say why, not "IO failure". */
 	if ((rc = guard_fail(call)) != KL_OK)
 		return rc;
+	/* Slots full: of leftovers, perhaps; the next open looks (kl_tpm_open). */
+	if (is_tpm_rc(r, TPM2_RC_OBJECT_MEMORY) || is_tpm_rc(r, TPM2_RC_SESSION_MEMORY) ||
+	    is_tpm_rc(r, TPM2_RC_MEMORY))
+		marker_leave();
 	/* §8.2: not a protocol error; it goes away after the recovery time. */
 	if (is_tpm_rc(r, TPM2_RC_LOCKOUT))
 		return kl_fail(KL_TEMP, "%s: TPM in dictionary-attack lockout (0x%x)", call, r);
@@ -426,8 +431,10 @@ flush_range(struct kl_tpm *t, UINT32 first, unsigned *flushed)
 				r = Esys_FlushContext(t->esys, tr);
 			if (r == TSS2_RC_SUCCESS)
 				(*flushed)++;
-			else
+			else {
 				kl_debug("leftover 0x%08x: not flushed: %s", h, Tss2_RC_Decode(r));
+				marker_leave();
+			}
 		}
 		Esys_Free(cap);
 		cap = NULL;
@@ -450,6 +457,82 @@ flush_leftovers(struct kl_tpm *t)
 	if (flushed > 0)
 		kl_notice("flushed %u leftover objects/sessions (no resource manager)", flushed);
 	return KL_OK;
+}
+
+/* ---------------------------------------------------------------- the marker */
+
+/*
+ * Why a marker: looking for leftovers costs three TPM2_GetCapability(HANDLES)
+ * at every open, a third of a steady cycle's commands (issue 10), and there
+ * is rarely anything to find. Leftovers come from
+ *   - a kl step that ended holding the TPM (SIGKILL, a crash, the alarm a
+ *     second after TERM): its open made KL_TPM_MARKER_FILE and no clean
+ *     kl_tpm_close() removed it, so the next open finds it and looks;
+ *   - anything else (tpm2-tools -c, an agent of another keylime_dir on the
+ *     same TPM): seen when a command fails for want of object or session
+ *     memory; marker_leave() keeps or makes the marker, that step still fails
+ *     (KL_TEMP) and the next open looks.
+ * A power loss needs nothing: a TPM Reset flushes transient objects and
+ * sessions. One marker per keylime_dir, like the saved AK context; kl-agent
+ * runs its steps one at a time. When the marker cannot be made (no
+ * keylime_dir, read-only or full), every open looks, silently: correctness
+ * before the three commands.
+ */
+static int keep_marker;		/* leftovers possible: no close of this process removes it */
+
+static int
+marker_path(char *buf, size_t size)
+{
+	int n;
+
+	if (kl_tpm_state_dir == NULL || kl_tpm_state_dir[0] == '\0')
+		return 0;
+	n = snprintf(buf, size, "%s/%s", kl_tpm_state_dir, KL_TPM_MARKER_FILE);
+	return n > 0 && (size_t)n < size;
+}
+
+/* Make the marker (excl: fail if it is there); 0 on success, else errno. */
+static int
+marker_make(int excl)
+{
+	char path[4096];
+	int fd;
+
+	if (!marker_path(path, sizeof(path)))
+		return ENOENT;
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (excl ? O_EXCL : 0), 0600);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+static void
+marker_leave(void)
+{
+	keep_marker = 1;
+	(void)marker_make(0);
+}
+
+/* At open of a TPM without a resource manager: 1 if leftovers may be there. */
+static int
+marker_take(struct kl_tpm *t)
+{
+	int e = marker_make(1);
+
+	t->marker = e == 0 || e == EEXIST;
+	return e != 0;
+}
+
+/* At close: gone when nothing this process did may have left anything. */
+static void
+marker_drop(struct kl_tpm *t)
+{
+	char path[4096];
+
+	if (t->marker && !keep_marker && marker_path(path, sizeof(path)))
+		(void)unlink(path);
+	t->marker = 0;
 }
 
 static char init_line[512];
@@ -526,8 +609,10 @@ kl_tpm_flush(struct kl_tpm *t, ESYS_TR h)
 		if (t->tracked[i] != h)
 			continue;
 		TSS2_RC r = Esys_FlushContext(t->esys, h);
-		if (r != TSS2_RC_SUCCESS)
+		if (r != TSS2_RC_SUCCESS) {
 			kl_debug("Esys_FlushContext: %s", Tss2_RC_Decode(r));
+			keep_marker = 1;	/* h stays in the TPM */
+		}
 		t->tracked[i] = t->tracked[--t->ntracked];
 		return;
 	}
@@ -563,7 +648,8 @@ kl_tpm_open(struct kl_tpm *t, const char *tcti)
 		kl_tpm_close(t);
 		return rc;
 	}
-	if (tcti_is_raw(tcti) && (rc = flush_leftovers(t)) != KL_OK) {
+	if (tcti_is_raw(tcti) && marker_take(t) && (rc = flush_leftovers(t)) != KL_OK) {
+		t->marker = 0;	/* not all flushed: the next open looks again */
 		kl_tpm_close(t);
 		return rc;
 	}
@@ -576,14 +662,17 @@ kl_tpm_close(struct kl_tpm *t)
 	if (t->guard)
 		t->guard->closing = 1;
 	/* A TPM that stopped answering gets nothing more (the guard would refuse it). */
-	if (guard_stop == GUARD_TIMEOUT)
+	if (guard_stop == GUARD_TIMEOUT) {
+		keep_marker = t->ntracked > 0 || keep_marker;
 		t->ntracked = 0;
+	}
 	while (t->ntracked > 0)
 		kl_tpm_flush(t, t->tracked[t->ntracked - 1]);
 	if (t->esys)
 		Esys_Finalize(&t->esys);
 	if (t->tcti)
 		Tss2_TctiLdr_Finalize(&t->tcti);
+	marker_drop(t);
 	free(t->guard);
 	t->guard = NULL;
 	kl_stop_deferred = 0;

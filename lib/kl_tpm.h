@@ -37,7 +37,11 @@ struct kl_tpm {
 	struct kl_tcti_guard *guard;	/* timeout and TERM/INT in front of tcti (kl_tpm.c) */
 	ESYS_TR tracked[KL_TPM_MAX_TRACKED];	/* transient objects and sessions to flush */
 	size_t ntracked;
+	int marker;			/* this open made or found KL_TPM_MARKER_FILE: remove at a clean close */
 };
+
+/* In keylime_dir (kl_tpm_state_dir, kl_prog.h), 0600, empty: see kl_tpm_open. */
+#define KL_TPM_MARKER_FILE "kl-tpm.open"
 
 /* The endorsement key in use. */
 struct kl_ek {
@@ -81,7 +85,13 @@ struct kl_key_info {
  * one user at a time by construction; never device:/dev/tpmrmN or tabrmd:),
  * transient objects and sessions left by a killed process are flushed here,
  * with one notice line: kl is the only user, and three leftovers fill
- * swtpm's slots.
+ * swtpm's slots. Only when there is reason to think some are there (the
+ * look costs three commands): KL_TPM_MARKER_FILE in keylime_dir, which an
+ * open makes and kl_tpm_close() removes, is still there (a step died
+ * holding the TPM), or a command failed for want of object or session
+ * memory (0x902/0x903/0x904: that step fails with KL_TEMP, the next one
+ * flushes). Without a marker directory, or when the marker cannot be
+ * made (read-only or full keylime_dir), at every open.
  *
  * While the TPM is open, every command waits at most kl_tpm_timeout_seconds
  * (kl_prog.h; the tpm_timeout_seconds key) * for its answer, and SIGTERM/SIGINT end the command in flight (kl_prog.h):

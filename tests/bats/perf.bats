@@ -1,9 +1,12 @@
 #!/usr/bin/env bats
 # perf.bats - what makes a steady cycle cheap on a real TPM (issue 10): the AK
 # comes from its saved context (no EK CreatePrimary, no policy session, no
-# Load), the session token from the kept file (no PoP). Counted from the TSS
-# trace (TSS2_LOG=tcti+debug names the command code of every command sent).
-# Timing figures are make bench's, not asserted here.
+# Load), the session token from the kept file (no PoP), and no look for
+# leftover objects at open unless a step died holding the TPM (kl-tpm.open).
+# Counted from the TSS trace (TSS2_LOG=tcti+debug names the command code of
+# every command sent; esys+trace the capability each GetCapability asks for)
+# on the test's swtpm, a TPM without a resource manager. Timing figures are
+# make bench's, not asserted here.
 load helpers
 load fixtures/e2e/steps
 
@@ -20,7 +23,7 @@ setup() { file_use; }
 tpm_cc() {
 	local step=$1 in=$2 out=$3
 	shift 3
-	TSS2_LOG=tcti+debug kl_run "$step" "$@" <"$in" 2>"$BATS_TEST_TMPDIR/trace" >"$out" || {
+	TSS2_LOG=tcti+debug,esys+trace kl_run "$step" "$@" <"$in" 2>"$BATS_TEST_TMPDIR/trace" >"$out" || {
 		grep -v '^\(debug\|trace\|info\)' "$BATS_TEST_TMPDIR/trace" >&2
 		return 1
 	}
@@ -28,14 +31,19 @@ tpm_cc() {
 }
 
 # steady_cycle PREFIX: session, negotiate, quote, submit on the file's agent;
-# the TPM commands of each step appended to PREFIX.cc.
+# the TPM commands of each step appended to PREFIX.cc, its trace to PREFIX.trace.
 steady_cycle() {
 	local in=$D/reg.json step
 	for step in session negotiate quote submit; do
 		tpm_cc "kl-$step" "$in" "$1.$step.json" >>"$1.cc" || return
+		cat "$BATS_TEST_TMPDIR/trace" >>"$1.trace"
 		in=$1.$step.json
 	done
 }
+
+# handle_looks TRACE: how many TPM2_GetCapability(TPM_CAP_HANDLES) in TRACE
+# (the look for leftover objects and sessions, kl_tpm_open).
+handle_looks() { grep -c 'Esys_GetCapability_Async() .*capability=1,' "$1" || true; }
 
 CREATE_PRIMARY=0x131
 LOAD=0x157
@@ -44,6 +52,7 @@ CONTEXT_LOAD=0x161
 @test "perf: a steady cycle makes no key and no PoP: the AK from its saved context, the kept token" {
 	local t=$BATS_TEST_TMPDIR
 	ima_measure /usr/bin/perf-a
+	[[ $TCTI == swtpm:* ]]		# no resource manager: where kl would look for leftovers
 	steady_cycle "$t/warm"		# may make the context and the token
 	[ "$(stat -c %a "$KDIR/kl-ak.ctx")" = 600 ]
 	faults_clear
@@ -53,6 +62,40 @@ CONTEXT_LOAD=0x161
 	[ "$(grep -cx "$CONTEXT_LOAD" "$t/steady.cc")" = 1 ]	# kl-quote only
 	echo "# steady cycle: $(wc -l <"$t/steady.cc") TPM commands" >&3
 	[ "$(wc -l <"$t/steady.cc")" -le 12 ]
+	[ "$(handle_looks "$t/steady.trace")" = 0 ]
+	[ ! -e "$KDIR/kl-tpm.open" ]
+	last_verdict | jq -e '.evaluation == "pass"'
+}
+
+@test "perf: a step killed holding the TPM leaves kl-tpm.open: the next open looks for leftovers, flushes them, then no more looks" {
+	local t=$BATS_TEST_TMPDIR i
+	[[ $TCTI == swtpm:* ]]
+	steady_cycle "$t/warm"
+	kl_run kl-negotiate <"$t/warm.session.json" >"$t/neg.json"
+	# Killed while open: the marker stays (0600), and so may its objects.
+	for i in 1 2 3; do
+		"$KL_BIN/kl-quote" <"$t/neg.json" >/dev/null 2>&1 &
+		sleep 0.0$((3 + i))
+		kill -9 $! 2>/dev/null || true
+		wait $! || true
+		[ ! -e "$KDIR/kl-tpm.open" ] || [ "$(stat -c %a "$KDIR/kl-tpm.open")" = 600 ]
+	done
+	# Killed for sure while open: the AK file a FIFO nobody writes holds
+	# kl-quote after kl_tpm_open (a quote is over in ~15 ms otherwise).
+	rm -f "$KDIR/kl-tpm.open"
+	mkfifo "$t/ak.fifo"
+	KEYLIME_AGENT_AGENT_DATA_PATH=$t/ak.fifo "$KL_BIN/kl-quote" <"$t/neg.json" >/dev/null 2>&1 &
+	for i in $(seq 500); do [ -e "$KDIR/kl-tpm.open" ] && break; sleep 0.01; done
+	kill -9 $! 2>/dev/null || true
+	wait $! || true
+	[ -e "$KDIR/kl-tpm.open" ]
+	run -0 tpm_cc kl-quote "$t/neg.json" "$t/q1.json"
+	[ "$(handle_looks "$t/trace")" = 3 ]
+	[ ! -e "$KDIR/kl-tpm.open" ]
+	run -0 tpm_cc kl-quote "$t/neg.json" "$t/q2.json"
+	[ "$(handle_looks "$t/trace")" = 0 ]
+	[ -z "$(tpm2_getcap handles-transient; tpm2_getcap handles-loaded-session)" ]
+	kl_run kl-submit <"$t/q2.json" >/dev/null
 	last_verdict | jq -e '.evaluation == "pass"'
 }
 

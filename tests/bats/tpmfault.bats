@@ -76,6 +76,7 @@ term_after() {
 	[ -z "$output" ]
 	one_error quote
 	[[ $stderr == *"out of memory for object contexts (0x902)" ]]
+	[ "$(stat -c %a "$KDIR/kl-tpm.open")" = 600 ]	# the next open of swtpm looks
 	# swtpm: kl is the only user while connected; it flushes all four, says so once.
 	run -0 --separate-stderr kl_run kl-quote <"$CHAL"
 	[ "$stderr" = "kl-quote: notice: flushed 4 leftover objects/sessions (no resource manager)" ]
@@ -84,6 +85,45 @@ term_after() {
 	# Nothing left over: nothing said.
 	run -0 --separate-stderr kl_run kl-quote <"$CHAL"
 	[ -z "$stderr" ]
+	[ ! -e "$KDIR/kl-tpm.open" ]
+}
+
+# leftovers N: N primaries of tpm2-tools left in swtpm.
+leftovers() {
+	local i
+	for ((i = 1; i <= $1; i++)); do
+		tpm2_createprimary -C o -c "$BATS_TEST_TMPDIR/p$i.ctx" >/dev/null
+	done
+}
+
+@test "tpmfault: leftovers of another program on swtpm: the step that finds the slots full fails (111) and marks them, the next flushes" {
+	[[ $TCTI == swtpm:* ]]
+	[ ! -e "$KDIR/kl-tpm.open" ]
+	leftovers 3
+	# No step died holding the TPM: no look at open, the EK finds no slot.
+	run -111 --separate-stderr kl_run kl-quote <"$CHAL"
+	one_error quote
+	[[ $stderr == *"out of memory for object contexts (0x902)" ]]
+	[ -e "$KDIR/kl-tpm.open" ]
+	run -0 --separate-stderr kl_run kl-quote <"$CHAL"
+	[ "$stderr" = "kl-quote: notice: flushed 3 leftover objects/sessions (no resource manager)" ]
+	[ ! -e "$KDIR/kl-tpm.open" ]
+	run -0 --separate-stderr kl_run kl-quote <"$CHAL"
+	[ -z "$stderr" ]
+}
+
+@test "tpmfault: where the marker cannot be made, kl looks for leftovers at every open of swtpm" {
+	# keylime_dir a file: no kl-tpm.open in it (the AK's files named apart).
+	: >"$BATS_TEST_TMPDIR/notadir"
+	export KEYLIME_DIR=$BATS_TEST_TMPDIR/notadir KEYLIME_AGENT_AGENT_DATA_PATH=$KDIR/agent_data.json
+	leftovers 3
+	run -0 --separate-stderr kl_run kl-quote <"$CHAL"
+	[ "$(grep -v kl-ak.ctx <<<"$stderr")" = "kl-quote: notice: flushed 3 leftover objects/sessions (no resource manager)" ]
+	leftovers 1
+	run -0 --separate-stderr kl_run kl-quote <"$CHAL"
+	# Nothing said of the marker (the AK context's own lines aside).
+	[ "$(grep -v kl-ak.ctx <<<"$stderr")" = "kl-quote: notice: flushed 1 leftover objects/sessions (no resource manager)" ]
+	[ ! -e "$KDIR/kl-tpm.open" ]
 }
 
 @test "tpmfault: kl-quote SIGKILLed mid-quote three times; the next one passes" {
