@@ -34,7 +34,8 @@ PAGES=$(for d in "$KL_TOP"/cmd/*/; do p=${d%/}; p=${p##*/}; [ "$p" = kl-agent ] 
 		p=${page%.*} s=${page##*.}
 		grep -qx ".Dt ${p^^} $s" "$page"
 		grep -qx ".Nm $p" "$page"
-		[ "$(grep '^\.Sh ' "$page")" = "$(printf '.Sh %s\n' NAME SYNOPSIS DESCRIPTION OPTIONS \
+		# kl-doctor(1) adds CHECKS and TROUBLESHOOTING (upstream's cases, mapped).
+		[ "$(grep '^\.Sh ' "$page" | grep -vx -e '.Sh CHECKS' -e '.Sh TROUBLESHOOTING')" = "$(printf '.Sh %s\n' NAME SYNOPSIS DESCRIPTION OPTIONS \
 			ENVIRONMENT FILES 'EXIT STATUS' EXAMPLES 'SEE ALSO')" ]
 		# Every exit code of lib/kl_rc.h the page names is one kl uses.
 		for c in $(sed -n '/^\.Sh EXIT STATUS/,/^\.Sh /s/^\.It \([0-9][0-9, ]*\)$/\1/p' "$page" | tr -d ,); do
