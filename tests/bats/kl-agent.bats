@@ -215,6 +215,18 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	awk -v a="$t1" -v b="$t2" 'BEGIN { exit !(b - a >= 1.0 && b - a < 3.0) }'
 }
 
+@test "--once: retry.after 0 (Keylime's rate limiter rounding down) backs off at least 1 s" {
+	plan kl-negotiate "2 retry 0" "* ok"
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(calls kl-negotiate)" = 3 ]
+	[[ $stderr == *"kl-negotiate: temporary (111): next attempt in 1.000 s (retry-after-zero, attempt 1)"* ]]
+	[[ $stderr == *"kl-negotiate: temporary (111): next attempt in 1.000 s (retry-after-zero, attempt 2)"* ]]
+	local t1 t3
+	t1=$(times kl-negotiate | sed -n 1p)
+	t3=$(times kl-negotiate | sed -n 3p)
+	awk -v a="$t1" -v b="$t3" 'BEGIN { exit !(b - a >= 2.0) }'
+}
+
 @test "--once: a step killed by a signal counts as temporary" {
 	plan kl-quote "* kill KILL"
 	KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
