@@ -227,6 +227,21 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	awk -v a="$t1" -v b="$t3" 'BEGIN { exit !(b - a >= 2.0) }'
 }
 
+@test "--once: backoff starts at the last seconds_to_next_attestation, inside the liveness window" {
+	setconf exponential_backoff_initial_delay 60000
+	setconf exponential_backoff_max_delay 60000
+	setconf exponential_backoff_max_retries 1
+	plan kl-submit "* ok 1"
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(status .last_seconds_to_next_attestation)" = 1 ]
+	plan kl-negotiate "1 exit 111" "* ok"
+	rm -f "$T/kl-negotiate.count"
+	run -0 --separate-stderr kl_run kl-agent --once
+	[[ $stderr =~ $DELAY_RE ]]
+	[ "${BASH_REMATCH[3]}" = backoff ]
+	[ "${BASH_REMATCH[1]}" -eq 0 ] || [ "${BASH_REMATCH[1]}${BASH_REMATCH[2]}" = 1000 ]
+}
+
 @test "--once: a step killed by a signal counts as temporary" {
 	plan kl-quote "* kill KILL"
 	KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
