@@ -242,6 +242,21 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	[ "${BASH_REMATCH[1]}" -eq 0 ] || [ "${BASH_REMATCH[1]}${BASH_REMATCH[2]}" = 1000 ]
 }
 
+@test "--once: an absurd consecutive_failures in the status file is clamped, the backoff does not wrap to 0" {
+	local n
+	for n in 9223372036854775807 4294967295 -5; do
+		jq -n --argjson n "$n" '{state:"AttestationFailed",agent_id:null,last_success:null,
+			consecutive_failures:$n,next_due:null,last_exit_class:111,
+			last_seconds_to_next_attestation:null}' >"$T/lib/kl-status.json"
+		plan kl-negotiate "* exit 111"
+		KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
+		[[ $stderr =~ $DELAY_RE ]]
+		[ "${BASH_REMATCH[4]}" -ge 1 ]
+		[ "$(status .consecutive_failures)" -ge 1 ]
+		[ "$(status .consecutive_failures)" -le 1000001 ]
+	done
+}
+
 @test "--once: a step killed by a signal counts as temporary" {
 	plan kl-quote "* kill KILL"
 	KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
