@@ -189,6 +189,8 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	[ "$(calls kl-negotiate)" = 3 ]
 	[ "$(grep -cE "$DELAY_RE" <<<"$stderr")" = 3 ]
 	[ "$(check_delays <(echo "$stderr"))" = 3 ]
+	# Each failed run counts as it happens: 2 retries and the last failure.
+	[ "$(status '{consecutive_failures,last_exit_class}')" = '{"consecutive_failures":3,"last_exit_class":111}' ]
 
 	rm -f "$T"/*.count "$T/calls.log"
 	KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
@@ -255,6 +257,20 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 		[ "$(status .consecutive_failures)" -ge 1 ]
 		[ "$(status .consecutive_failures)" -le 1000001 ]
 	done
+}
+
+@test "--once: the status file counts a failure during the in-cycle retry that follows it" {
+	plan kl-negotiate "* retry 2"
+	start_agent --once
+	# During the 2 s wait after the first failure, before the second run.
+	wait_for 5 eval '[ "$(status .consecutive_failures 2>/dev/null)" = 1 ]'
+	[ "$(calls kl-negotiate)" = 1 ]
+	[ "$(status .last_exit_class)" = 111 ]
+	local rc=0
+	wait "$AGENT_PID" || rc=$?
+	AGENT_PID=
+	[ "$rc" = 111 ]
+	[ "$(status .consecutive_failures)" = 3 ]
 }
 
 @test "--once: a step killed by a signal counts as temporary" {
