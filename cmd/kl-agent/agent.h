@@ -54,6 +54,7 @@ struct agent {
 	int stop;			/* TERM or INT arrived */
 	int stop_sig;
 	int reload;			/* HUP arrived, not yet handled */
+	int config_broken;		/* the last reload failed: no cycle runs (config.c) */
 };
 
 /* main.c */
@@ -66,7 +67,11 @@ const char *agent_id(const struct agent *a);
  * after --help; else an exit code after one error line, cfg zeroed.
  */
 int agent_config_load(struct agent *a, struct kl_config *cfg, char **pass);
-/* SIGHUP: the configuration again; a changed identity registers again. */
+/*
+ * SIGHUP: the configuration again; a changed identity registers again. When
+ * it is broken, config_broken is set until a reload succeeds: the steps read
+ * the same files, so the previous configuration cannot be kept for them.
+ */
 int agent_reload(struct agent *a);
 
 /* registration.c */

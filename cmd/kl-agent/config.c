@@ -64,8 +64,17 @@ agent_reload(struct agent *a)
 	struct kl_config nc;
 	json_t *id;
 
-	if (agent_config_load(a, &nc, NULL) != KL_OK)
-		return kl_fail(KL_PERM, "SIGHUP: configuration not reloaded, keeping the previous one");
+	if (agent_config_load(a, &nc, NULL) != KL_OK) {
+		/*
+		 * kl-agent could keep its previous configuration, but the steps
+		 * read the files themselves and would fail with it: say so, and
+		 * run no cycle until the files are fixed.
+		 */
+		a->config_broken = 1;
+		return kl_fail(KL_PERM, "configuration not reloaded: the steps read the same files, "
+		    "so no cycle runs until it is fixed (checked before each attempt and on HUP)");
+	}
+	a->config_broken = 0;
 	if (strcmp(nc.run_as, a->cfg.run_as) != 0)
 		kl_warn("SIGHUP: a new run_as takes effect after a restart");
 	kl_config_release(&a->cfg);

@@ -169,8 +169,16 @@ agent_run_daemon(struct agent *a)
 		int rc;
 
 		sys_signals_read(a);
-		if (a->stop || (rc = agent_cycle(a)) == AGENT_STOPPED)
+		if (a->stop)
 			break;
+		if (a->config_broken && agent_reload(a) != KL_OK) {
+			/* Reported as what it is, once per attempt, not as silence. */
+			a->failed_step = "configuration";
+			a->retry_after = -1;
+			rc = KL_PERM;
+		} else if ((rc = agent_cycle(a)) == AGENT_STOPPED) {
+			break;
+		}
 		if (wait_next(a, agent_after_cycle(a, rc, &why)))
 			break;
 	}
