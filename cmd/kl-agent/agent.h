@@ -60,6 +60,7 @@ struct agent {
 	int stop;			/* TERM or INT arrived */
 	int stop_sig;
 	int reload;			/* HUP arrived, not yet handled */
+	int config_broken;		/* the last reload failed: no cycle runs (config.c) */
 };
 
 /* main.c */
@@ -72,7 +73,11 @@ const char *agent_id(const struct agent *a);
  * after --help; else an exit code after one error line, cfg zeroed.
  */
 int agent_config_load(struct agent *a, struct kl_config *cfg, char **pass);
-/* SIGHUP: the configuration again; a changed identity registers again. */
+/*
+ * SIGHUP: the configuration again; a changed identity registers again. When
+ * it is broken, config_broken is set until a reload succeeds: the steps read
+ * the same files, so the previous configuration cannot be kept for them.
+ */
 int agent_reload(struct agent *a);
 
 /* registration.c */
@@ -116,9 +121,10 @@ void agent_write_metrics(struct agent *a);
 /* schedule.c */
 /*
  * The delay before the next attempt after a failed one (a->attempt already
- * counts it): retry.after when the step gave one, the maximum delay for a
- * permanent failure, else full-jitter backoff. *why: "retry-after",
- * "permanent" or "backoff".
+ * counts it): retry.after when the step gave one above 0, the maximum delay
+ * for a permanent failure, else full-jitter backoff (at least 1 s after a
+ * retry.after of 0). *why: "retry-after", "permanent", "retry-after-zero"
+ * or "backoff".
  */
 long agent_failure_delay_ms(struct agent *a, int class, const char **why);
 /*
@@ -155,6 +161,12 @@ int agent_run_once(struct agent *a);
 int step_run(struct agent *a, const char *name, const json_t *in, int *code, json_t **out);
 
 /* sys.c */
+/*
+ * Descriptors inherited from our parent (`kl-agent 9>file`) must not reach
+ * the steps: mark all above 2 close-on-exec, except the measurement logs a
+ * parent named in KL_IMA_ML_FD / KL_MEASUREDBOOT_ML_FD for the steps.
+ */
+void sys_close_inherited(void);
 int sys_signals_init(void);		/* block TERM INT HUP CHLD; a signalfd, or -1 */
 void sys_signals_child(void);		/* in a child: default dispositions, nothing blocked */
 /* Read pending signals into a->stop / a->reload. */

@@ -91,6 +91,7 @@ agent_start(struct agent *a, int argc, char *argv[])
 	kl_sched_init(&a->sched);
 	a->retry_after = -1;
 	a->verdict_rc = -1;
+	sys_close_inherited();
 	/* First: a TERM during start-up must stop us cleanly, not kill us. */
 	if ((a->sigfd = sys_signals_init()) < 0)
 		return kl_fail(KL_TEMP, "signalfd: %s", strerror(errno));

@@ -58,6 +58,21 @@ load fixtures/agent/common
 	status .last_success | grep -qv null
 }
 
+@test "daemon: a full keylime_dir at start is a warning; attesting goes on" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for a tmpfs"
+	mount -t tmpfs -o size=8k tmpfs "$T/lib" || skip "cannot mount tmpfs here"
+	FULL_MNT=$T/lib
+	head -c 1M /dev/zero >"$T/lib/filler" 2>/dev/null || true
+	start_agent
+	wait_for 15 calls_at_least kl-submit 2
+	grep -q "kl-status.json.*No space left on device" "$T/agent.err"
+	grep -q "the status file cannot be written for now: attesting anyway" "$T/agent.err"
+	stop_agent TERM
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(jq -r .result <<<"$output")" = ok ]
+	[[ $stderr == *"No space left on device"* ]]
+}
+
 @test "daemon: Retry-After is obeyed" {
 	plan kl-negotiate "1 ok" "1 retry 2" "* ok"
 	start_agent
@@ -153,10 +168,17 @@ load fixtures/agent/common
 	wait_for 10 calls_at_least kl-register 2
 	setconf attestation_interval_seconds '"soon"'
 	kill -HUP "$AGENT_PID"
-	wait_for 5 grep -q "SIGHUP: configuration not reloaded, keeping the previous one" "$T/agent.err"
+	wait_for 5 grep -q "configuration not reloaded: the steps read the same files, so no cycle runs until it is fixed" "$T/agent.err"
+	# No step runs with the broken files; each attempt says why.
 	local n
+	n=$(wc -l <"$T/calls.log")
+	wait_for 10 grep -q ": configuration: permanent (100): next attempt in 0.800 s (permanent, attempt 2)" "$T/agent.err"
+	[ "$(grep -c "attestation_interval_seconds" "$T/agent.err")" -ge 2 ]
+	[ "$(wc -l <"$T/calls.log")" = "$n" ]
+	# Fixed: the next attempt runs a cycle again.
+	setconf attestation_interval_seconds 1
 	n=$(calls kl-submit)
-	wait_for 10 calls_at_least kl-submit $((n + 2))
+	wait_for 10 calls_at_least kl-submit $((n + 1))
 	stop_agent TERM
 	grep -q "SIGHUP: the identity configuration changed: registering again" "$T/agent.err"
 	[ "$(calls kl-register)" = 2 ]
