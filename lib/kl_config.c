@@ -78,6 +78,7 @@ static const struct key keys[] = {
 	S(run_as, ""),
 	S(tcti, ""),
 	S(status_path, "default"),
+	I(startup_splay_seconds, 0, 86400, 60),
 };
 
 /*

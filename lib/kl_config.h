@@ -74,6 +74,7 @@ struct kl_config {
 	char *run_as;				/* "" (kl: no default user) */
 	char *tcti;				/* "" -> env TCTI -> "device:/dev/tpmrm0" */
 	char *status_path;			/* "default" -> <keylime_dir>/kl-status.json (kl-agent) */
+	long startup_splay_seconds;		/* 60 (kl-agent): bound of the first cycle's random delay, 0: none */
 
 	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */

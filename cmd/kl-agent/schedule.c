@@ -2,7 +2,8 @@
  * schedule.c - when the next attempt runs: seconds_to_next_attestation
  * after a success (kl_sched_next), Retry-After, the maximum delay after a
  * permanent failure, or full-jitter backoff (kl_backoff.h); the wait, with
- * HUP reloading the configuration; and the daemon's loop around it all.
+ * HUP reloading the configuration; the start-up splay; and the daemon's
+ * loop around it all. docs/fleet.md says why a fleet needs the randomness.
  */
 #include <signal.h>
 #include <time.h>
@@ -15,12 +16,26 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
-long
-agent_failure_delay_ms(struct agent *a, int class, const char **why)
+/* A retry never comes sooner than this (Retry-After: 0 included). */
+#define RETRY_FLOOR_MS 1000L
+
+/* Random bits that differ between agents started in the same second. */
+static uint64_t
+random_u64(void)
 {
 	uint64_t r;
 
-	if (a->retry_after >= 0) {
+	if (kl_crypto_random_u64(&r) != 0)
+		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ kl_now_ms();
+	return r;
+}
+
+long
+agent_failure_delay_ms(struct agent *a, int class, const char **why)
+{
+	long ms;
+
+	if (a->retry_after > 0) {
 		*why = "retry-after";	/* the server's Retry-After wins */
 		return a->retry_after * 1000;
 	}
@@ -29,11 +44,15 @@ agent_failure_delay_ms(struct agent *a, int class, const char **why)
 		*why = "permanent";
 		return a->cfg.exponential_backoff_max_delay;
 	}
+	/*
+	 * Retry-After: 0 (or a date in the past) asks for no particular delay:
+	 * obeyed literally, every agent the server turned away together would
+	 * be back together at once. It gets the jittered backoff, at least 1 s.
+	 */
 	*why = "backoff";
-	if (kl_crypto_random_u64(&r) != 0)
-		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	return kl_backoff_delay_ms(a->cfg.exponential_backoff_initial_delay,
-	    a->cfg.exponential_backoff_max_delay, a->attempt, r);
+	ms = kl_backoff_delay_ms(a->cfg.exponential_backoff_initial_delay,
+	    a->cfg.exponential_backoff_max_delay, a->attempt, random_u64());
+	return a->retry_after == 0 && ms < RETRY_FLOOR_MS ? RETRY_FLOOR_MS : ms;
 }
 
 /*
@@ -113,15 +132,49 @@ wait_next(struct agent *a, long ms)
 	}
 }
 
+/*
+ * The start-up splay: a fleet powered on together (or restarted by one
+ * configuration push) must not arrive at the verifier in the same second.
+ * The first cycle waits a uniform random delay in [0, bound) with bound =
+ * min(startup_splay_seconds, the interval): the verifier's last
+ * seconds_to_next_attestation, kept in the status file of the previous run,
+ * else attestation_interval_seconds. One interval is enough, since agents
+ * whose phases are spread over one interval stay spread; and it is safe:
+ * an enrolled agent is TIMEOUT after 5 x quote_interval without evidence,
+ * so at most one interval of splay leaves four for the restart itself.
+ * Reads the previous status before agent_run_daemon overwrites it.
+ * Returns the delay in ms (0: none); *bound_s gets the bound.
+ */
+static long
+startup_splay_ms(const struct agent *a, long *bound_s)
+{
+	struct kl_status prev;
+	long interval;
+
+	kl_status_init(&prev);
+	(void)kl_status_read(a->status_path, &prev);	/* warns; never fatal */
+	interval = prev.last_hint >= 0 ? prev.last_hint : a->cfg.attestation_interval_seconds;
+	*bound_s = a->cfg.startup_splay_seconds < interval ? a->cfg.startup_splay_seconds : interval;
+	if (*bound_s <= 0)
+		return 0;
+	return (long)(random_u64() % (uint64_t)(*bound_s * 1000));
+}
+
 int
 agent_run_daemon(struct agent *a)
 {
 	const char *why;
+	long bound, splay = startup_splay_ms(a, &bound);
 
+	a->st.next_due = splay > 0 ? time(NULL) + (splay + 999) / 1000 : 0;
 	if (agent_save_status(a) != KL_OK)
 		return KL_PERM;
 	kl_info("%s: started (pid %ld, steps in %s)", agent_id(a), (long)getpid(), a->step_dir);
-	for (;;) {
+	if (splay > 0)
+		kl_info("%s: first cycle in %ld.%03ld s (start-up splay, below %ld s)",
+		    agent_id(a), splay / 1000, splay % 1000, bound);
+	/* TERM/INT end the splay at once; HUP reloads and the same wait goes on. */
+	for (int stopped = splay > 0 && wait_next(a, splay); !stopped;) {
 		int rc;
 
 		sys_signals_read(a);
