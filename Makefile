@@ -129,3 +129,10 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# A simulated fleet against the test verifier: a benchmark, not in check (docs/fleet.md).
+.PHONY: fleet
+fleet:
+	scripts/deps
+	$(MAKE) all
+	scripts/fleet $(BUILD)
