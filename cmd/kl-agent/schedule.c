@@ -142,17 +142,19 @@ wait_next(struct agent *a, long ms)
  * whose phases are spread over one interval stay spread; and it is safe:
  * an enrolled agent is TIMEOUT after 5 x quote_interval without evidence,
  * so at most one interval of splay leaves four for the restart itself.
- * Reads the previous status before agent_run_daemon overwrites it.
+ * Reads the previous status before agent_run_daemon overwrites it, and
+ * keeps its hint there, so that a restart during the splay keeps the bound.
  * Returns the delay in ms (0: none); *bound_s gets the bound.
  */
 static long
-startup_splay_ms(const struct agent *a, long *bound_s)
+startup_splay_ms(struct agent *a, long *bound_s)
 {
 	struct kl_status prev;
 	long interval;
 
 	kl_status_init(&prev);
 	(void)kl_status_read(a->status_path, &prev);	/* warns; never fatal */
+	a->st.last_hint = prev.last_hint;
 	interval = prev.last_hint >= 0 ? prev.last_hint : a->cfg.attestation_interval_seconds;
 	*bound_s = a->cfg.startup_splay_seconds < interval ? a->cfg.startup_splay_seconds : interval;
 	if (*bound_s <= 0)
@@ -165,6 +167,7 @@ agent_run_daemon(struct agent *a)
 {
 	const char *why;
 	long bound, splay = startup_splay_ms(a, &bound);
+	int stopped;
 
 	a->st.next_due = splay > 0 ? time(NULL) + (splay + 999) / 1000 : 0;
 	if (agent_save_status(a) != KL_OK)
@@ -174,14 +177,14 @@ agent_run_daemon(struct agent *a)
 		kl_info("%s: first cycle in %ld.%03ld s (start-up splay, below %ld s)",
 		    agent_id(a), splay / 1000, splay % 1000, bound);
 	/* TERM/INT end the splay at once; HUP reloads and the same wait goes on. */
-	for (int stopped = splay > 0 && wait_next(a, splay); !stopped;) {
+	stopped = splay > 0 && wait_next(a, splay);
+	while (!stopped) {
 		int rc;
 
 		sys_signals_read(a);
 		if (a->stop || (rc = agent_cycle(a)) == AGENT_STOPPED)
 			break;
-		if (wait_next(a, agent_after_cycle(a, rc, &why)))
-			break;
+		stopped = wait_next(a, agent_after_cycle(a, rc, &why));
 	}
 	kl_info("%s: stopping on %s", agent_id(a), a->stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	a->st.next_due = 0;

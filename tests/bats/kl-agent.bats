@@ -613,6 +613,23 @@ splay_of() {
 	[ "$ms" -lt 1000 ]
 }
 
+@test "splay: a restart during the splay keeps the verifier's hint, and so the bound" {
+	echo '{"state": "Negotiating", "last_seconds_to_next_attestation": 3600}' >"$T/lib/kl-status.json"
+	setconf startup_splay_seconds 7200
+	setconf attestation_interval_seconds 7200
+	local i ms bound
+	for i in 1 2; do
+		start_agent
+		wait_for 5 splay_of "$T/agent.err"
+		read -r ms bound < <(splay_of "$T/agent.err")
+		[ "$bound" = 3600 ]
+		[ "$(status .last_seconds_to_next_attestation)" = 3600 ]
+		stop_agent TERM
+		: >"$T/agent.err"
+	done
+	[ ! -e "$T/calls.log" ]
+}
+
 @test "splay: startup_splay_seconds = 0 disables it; --once is always immediate" {
 	local t0
 	t0=$(date +%s.%N)
