@@ -229,3 +229,9 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 
 $(addprefix $(FUZZ_BUILD)/,$(FUZZ_NAMES)): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
+# A simulated fleet against the test verifier: a benchmark, not in check (docs/fleet.md).
+.PHONY: fleet
+fleet:
+	scripts/deps
+	$(MAKE) all
+	scripts/fleet $(BUILD)

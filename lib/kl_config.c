@@ -83,6 +83,7 @@ static const struct key keys[] = {
 	I(verdict_timeout_seconds, 1, 86400, 30),
 	S(metrics_textfile, ""),
 	I(verdict_every_cycles, 0, INT_MAX, 0),
+	I(startup_splay_seconds, 0, 86400, 60),
 };
 
 /*

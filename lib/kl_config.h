@@ -79,6 +79,7 @@ struct kl_config {
 	long verdict_timeout_seconds;		/* 30 (kl, kl-verdict): wait for the verdict */
 	char *metrics_textfile;			/* "" = off; Prometheus textfile (kl-agent) */
 	long verdict_every_cycles;		/* 0 (kl, kl-agent): the daemon asks kl-verdict every N cycles; 0 never */
+	long startup_splay_seconds;		/* 60 (kl-agent): bound of the first cycle's random delay, 0: none */
 
 	/* command line only (the shared flags of kl_cli.h) */
 	char *registrar_url;			/* "" -> from registrar_ip/port/tls */

@@ -2,7 +2,8 @@
  * schedule.c - when the next attempt runs: seconds_to_next_attestation
  * after a success (kl_sched_next), Retry-After, the maximum delay after a
  * permanent failure, or full-jitter backoff (kl_backoff.h); the wait, with
- * HUP reloading the configuration; and the daemon's loop around it all.
+ * HUP reloading the configuration; the start-up splay; and the daemon's
+ * loop around it all. docs/fleet.md says why a fleet needs the randomness.
  */
 #include <signal.h>
 #include <time.h>
@@ -18,8 +19,9 @@
 /*
  * Keylime's session rate limiter rounds the rest of a block down and sends
  * Retry-After: 0 while it still refuses; taken literally, every retry would
- * go at once and all of them would be spent in a few milliseconds. So 0
- * means "back off as usual", and never sooner than this.
+ * go at once and all of them would be spent in a few milliseconds -- and a
+ * fleet the server turned away together would come back together. So 0
+ * means "back off as usual" (jittered), and never sooner than this.
  */
 #define RETRY_AFTER_ZERO_FLOOR_MS 1000L
 
@@ -42,10 +44,20 @@ initial_delay_ms(const struct agent *a)
 	return initial;
 }
 
+/* Random bits that differ between agents started in the same second. */
+static uint64_t
+random_u64(void)
+{
+	uint64_t r;
+
+	if (kl_crypto_random_u64(&r) != 0)
+		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ kl_now_ms();
+	return r;
+}
+
 long
 agent_failure_delay_ms(struct agent *a, int class, const char **why)
 {
-	uint64_t r;
 	long ms;
 
 	if (a->retry_after > 0) {
@@ -58,10 +70,8 @@ agent_failure_delay_ms(struct agent *a, int class, const char **why)
 		return a->cfg.exponential_backoff_max_delay;
 	}
 	*why = a->retry_after == 0 ? "retry-after-zero" : "backoff";
-	if (kl_crypto_random_u64(&r) != 0)
-		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	ms = kl_backoff_delay_ms(initial_delay_ms(a), a->cfg.exponential_backoff_max_delay,
-	    a->attempt, r);
+	    a->attempt, random_u64());
 	if (a->retry_after == 0 && ms < RETRY_AFTER_ZERO_FLOOR_MS)
 		ms = RETRY_AFTER_ZERO_FLOOR_MS;
 	return ms;
@@ -145,16 +155,49 @@ wait_next(struct agent *a, long ms)
 	}
 }
 
+/*
+ * The start-up splay: a fleet powered on together (or restarted by one
+ * configuration push) must not arrive at the verifier in the same second.
+ * The first cycle waits a uniform random delay in [0, bound) with bound =
+ * min(startup_splay_seconds, the interval): the verifier's last
+ * seconds_to_next_attestation, kept in the status file of the previous run,
+ * else attestation_interval_seconds. One interval is enough, since agents
+ * whose phases are spread over one interval stay spread; and it is safe:
+ * an enrolled agent is TIMEOUT after 5 x quote_interval without evidence,
+ * so at most one interval of splay leaves four for the restart itself.
+ * Reads the previous status before agent_run_daemon overwrites it, and
+ * keeps its hint there, so that a restart during the splay keeps the bound.
+ * Returns the delay in ms (0: none); *bound_s gets the bound.
+ */
+static long
+startup_splay_ms(struct agent *a, long *bound_s)
+{
+	struct kl_status prev;
+	long interval;
+
+	kl_status_init(&prev);
+	(void)kl_status_read(a->status_path, &prev);	/* warns; never fatal */
+	a->st.last_hint = prev.last_hint;
+	interval = prev.last_hint >= 0 ? prev.last_hint : a->cfg.attestation_interval_seconds;
+	*bound_s = a->cfg.startup_splay_seconds < interval ? a->cfg.startup_splay_seconds : interval;
+	if (*bound_s <= 0)
+		return 0;
+	return (long)(random_u64() % (uint64_t)(*bound_s * 1000));
+}
+
 int
 agent_run_daemon(struct agent *a)
 {
 	const char *why;
+	long bound, splay = startup_splay_ms(a, &bound);
+	int stopped;
 
 	/*
 	 * A status file that cannot be written at all (permissions, a
 	 * directory in its place) is a setup error, found here at start. A full
 	 * disk is not: the status is informational, and attesting goes on.
 	 */
+	a->st.next_due = splay > 0 ? time(NULL) + (splay + 999) / 1000 : 0;
 	switch (agent_save_status(a)) {
 	case KL_OK:
 		break;
@@ -166,7 +209,12 @@ agent_run_daemon(struct agent *a)
 		return KL_PERM;
 	}
 	kl_info("%s: started (pid %ld, steps in %s)", agent_id(a), (long)getpid(), a->step_dir);
-	for (;;) {
+	if (splay > 0)
+		kl_info("%s: first cycle in %ld.%03ld s (start-up splay, below %ld s)",
+		    agent_id(a), splay / 1000, splay % 1000, bound);
+	/* TERM/INT end the splay at once; HUP reloads and the same wait goes on. */
+	stopped = splay > 0 && wait_next(a, splay);
+	while (!stopped) {
 		int rc;
 
 		sys_signals_read(a);
@@ -180,8 +228,7 @@ agent_run_daemon(struct agent *a)
 		} else if ((rc = agent_cycle(a)) == AGENT_STOPPED) {
 			break;
 		}
-		if (wait_next(a, agent_after_cycle(a, rc, &why)))
-			break;
+		stopped = wait_next(a, agent_after_cycle(a, rc, &why));
 	}
 	kl_info("%s: stopping on %s", agent_id(a), a->stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	a->st.next_due = 0;

@@ -183,3 +183,146 @@ load fixtures/agent/common
 	grep -q "SIGHUP: the identity configuration changed: registering again" "$T/agent.err"
 	[ "$(calls kl-register)" = 2 ]
 }
+
+# --- start-up splay (cmd/kl-agent/schedule.c) ---
+
+# splay_of FILE: the drawn splay in ms and its bound in s ("1234 2"), once logged.
+# "first cycle in 12.345 s (start-up splay, below 60 s)"
+SPLAY_RE='first cycle in ([0-9]+)\.([0-9]{3}) s \(start-up splay, below ([0-9]+) s\)'
+
+splay_of() {
+	local line
+	line=$(grep -E "$SPLAY_RE" "$1") || return 1
+	[[ $line =~ $SPLAY_RE ]] && echo "$((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[2]})) ${BASH_REMATCH[3]}"
+}
+
+@test "splay: the daemon's first cycle waits a random delay below the interval" {
+	setconf startup_splay_seconds 60
+	setconf attestation_interval_seconds 3
+	local t0 ms bound
+	t0=$(date +%s.%N)
+	start_agent
+	wait_for 5 splay_of "$T/agent.err"
+	read -r ms bound < <(splay_of "$T/agent.err")
+	# Bounded by attestation_interval_seconds (3), not startup_splay_seconds (60).
+	[ "$bound" = 3 ]
+	[ "$ms" -lt 3000 ]
+	[ "$(status .next_due)" != null ] || [ "$ms" -lt 1000 ]
+	wait_for 6 calls_at_least kl-register 1
+	stop_agent TERM
+	# The first step ran no sooner than the drawn delay, and not much later.
+	awk -v t0="$t0" -v t1="$(times kl-register | head -n 1)" -v ms="$ms" \
+		'BEGIN { d = (t1 - t0) * 1000; if (d < ms || d > ms + 1500) { print "first step after " d " ms, splay " ms; exit 1 } }'
+}
+
+
+@test "splay: bounded by the verifier's last seconds_to_next_attestation from the status file" {
+	# A first run leaves the fake verifier's hint (1 s) in the status file.
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(status .last_seconds_to_next_attestation)" = 1 ]
+	setconf startup_splay_seconds 60
+	setconf attestation_interval_seconds 60
+	start_agent
+	wait_for 5 calls_at_least kl-negotiate 2
+	stop_agent TERM
+	local ms bound
+	read -r ms bound < <(splay_of "$T/agent.err")
+	[ "$bound" = 1 ]
+	[ "$ms" -lt 1000 ]
+}
+
+
+@test "splay: a restart during the splay keeps the verifier's hint, and so the bound" {
+	echo '{"state": "Negotiating", "last_seconds_to_next_attestation": 3600}' >"$T/lib/kl-status.json"
+	setconf startup_splay_seconds 7200
+	setconf attestation_interval_seconds 7200
+	local i ms bound
+	for i in 1 2; do
+		start_agent
+		wait_for 5 splay_of "$T/agent.err"
+		read -r ms bound < <(splay_of "$T/agent.err")
+		[ "$bound" = 3600 ]
+		[ "$(status .last_seconds_to_next_attestation)" = 3600 ]
+		stop_agent TERM
+		: >"$T/agent.err"
+	done
+	[ ! -e "$T/calls.log" ]
+}
+
+
+@test "splay: startup_splay_seconds = 0 disables it; --once is always immediate" {
+	local t0
+	t0=$(date +%s.%N)
+	start_agent
+	wait_for 5 calls_at_least kl-register 1
+	stop_agent TERM
+	refute grep -q "start-up splay" "$T/agent.err"
+	awk -v t0="$t0" -v t1="$(times kl-register | head -n 1)" 'BEGIN { exit !(t1 - t0 < 1.0) }'
+	# --once ignores it: the timer's RandomizedDelaySec spreads those runs.
+	setconf startup_splay_seconds 3600
+	setconf attestation_interval_seconds 3600
+	rm -f "$T/calls.log" "$T/lib/kl-status.json"
+	t0=$(date +%s.%N)
+	run -0 --separate-stderr kl_run kl-agent --once
+	[[ $stderr != *"start-up splay"* ]]
+	awk -v t0="$t0" -v t1="$(times kl-register | head -n 1)" 'BEGIN { exit !(t1 - t0 < 1.0) }'
+}
+
+
+@test "splay: agents started together draw different delays; TERM during the splay exits 0 at once" {
+	setconf startup_splay_seconds 3600
+	setconf attestation_interval_seconds 3600
+	local i pids=() t0 ms bound
+	agent_cmd
+	for i in 1 2 3; do
+		mkdir -p "$T/a$i"
+		KEYLIME_DIR=$T/a$i "${CMD[@]}" --verbose 2>"$T/a$i.err" 3>&- &
+		pids+=($!)
+	done
+	for i in 1 2 3; do
+		wait_for 5 splay_of "$T/a$i.err"
+	done
+	t0=$SECONDS
+	kill -TERM "${pids[@]}"
+	for i in 0 1 2; do
+		wait "${pids[$i]}"	# exit 0
+	done
+	[ $((SECONDS - t0)) -le 2 ]
+	# No step ran; every status file says nothing is due any more.
+	[ ! -e "$T/calls.log" ]
+	for i in 1 2 3; do
+		read -r ms bound < <(splay_of "$T/a$i.err")
+		[ "$bound" = 3600 ] && [ "$ms" -lt 3600000 ]
+		echo "$ms" >>"$T/drawn"
+		grep -q "stopping on SIGTERM" "$T/a$i.err"
+		[ "$(jq -c .next_due "$T/a$i/kl-status.json")" = null ]
+	done
+	[ "$(sort -u "$T/drawn" | wc -l)" = 3 ]
+}
+
+
+@test "splay: HUP during the splay reloads the configuration but does not draw again" {
+	setconf startup_splay_seconds 5
+	setconf attestation_interval_seconds 5
+	local try ms=0 bound t0
+	# Draw until the splay leaves time for a HUP (P(< 1.5 s) = 0.3 each time).
+	for try in 1 2 3 4 5 6 7 8; do
+		t0=$(date +%s.%N)
+		start_agent
+		wait_for 5 splay_of "$T/agent.err"
+		read -r ms bound < <(splay_of "$T/agent.err")
+		[ "$ms" -ge 1500 ] && break
+		stop_agent TERM
+		rm -f "$T/calls.log"
+	done
+	[ "$ms" -ge 1500 ]
+	kill -HUP "$AGENT_PID"
+	wait_for 5 grep -q "SIGHUP: configuration reloaded" "$T/agent.err"
+	[ ! -e "$T/calls.log" ] || [ "$(calls kl-register)" = 0 ]
+	wait_for 8 calls_at_least kl-register 1
+	stop_agent TERM
+	[ "$(grep -c "start-up splay" "$T/agent.err")" = 1 ]
+	awk -v t0="$t0" -v t1="$(times kl-register | head -n 1)" -v ms="$ms" \
+		'BEGIN { d = (t1 - t0) * 1000; if (d < ms || d > ms + 1500) { print "first step after " d " ms, splay " ms; exit 1 } }'
+}
+

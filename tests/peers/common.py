@@ -143,22 +143,44 @@ class Recorder:
         self.requests = []
         self.faults = []
         self.seq = 0
+        self.keep = True                # False: count only (GET /stats), no bodies kept
+        self.per_second = {}            # int(time) -> [requests, bytes]
+        self.per_kind = {}              # "POST /sessions" ... -> [requests, bytes, body bytes]
 
     def record(self, req):
         try:
             text, b64 = req.body.decode("utf-8"), None
         except UnicodeDecodeError:
             text, b64 = None, base64.b64encode(req.body).decode()
+        now = time.time()
         with self.lock:
+            self.count(req, now)
             self.seq += 1
-            rec = {"seq": self.seq, "time": time.time(), "scheme": req.scheme,
+            rec = {"seq": self.seq, "time": now, "scheme": req.scheme,
                    "method": req.method, "path": req.path, "query": req.query,
                    "headers": {k.lower(): v for k, v in req.headers.items()},
                    "body": text, "status": None, "fault": None}
             if b64 is not None:
                 rec["body_b64"] = b64
-            self.requests.append(rec)
+            if self.keep:
+                self.requests.append(rec)
         return rec
+
+    def count(self, req, now):
+        """Requests and bytes per second and per kind (scripts/fleet). Lock held."""
+        # The HTTP bytes as sent: request line, headers, blank line, body.
+        size = (len(req.method) + len(req.path) + len(urllib.parse.urlencode(req.query))
+                + 12 + sum(len(k) + len(v) + 4 for k, v in req.headers.items())
+                + 2 + len(req.body))
+        sec = self.per_second.setdefault(int(now), [0, 0])
+        sec[0] += 1
+        sec[1] += size
+        kind = "%s %s" % (req.method, re.sub(r"/(agents|sessions|attestations)/[^/]+",
+                                             r"/\1/-", req.path))
+        k = self.per_kind.setdefault(kind, [0, 0, 0])
+        k[0] += 1
+        k[1] += size
+        k[2] += len(req.body)
 
     def match_fault(self, req):
         with self.lock:
@@ -368,8 +390,8 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, peer, scheme, control=False, tls_context=None):
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, peer, scheme, control=False, tls_context=None, port=0):
+        super().__init__(("127.0.0.1", port), Handler)
         self.peer = peer
         self.scheme = scheme
         self.control = control
@@ -421,6 +443,8 @@ class Peer:
         r.add("POST", r"/faults", self.ctl_add_faults)
         r.add("DELETE", r"/faults", self.ctl_clear_faults)
         r.add("GET", r"/ping", lambda req: json_response(200, {"peer": self.name}))
+        r.add("GET", r"/stats", self.ctl_stats)
+        r.add("POST", r"/outage", self.ctl_outage)
 
     def log(self, msg):
         with self.log_lock:
@@ -467,9 +491,41 @@ class Peer:
             self.recorder.faults.clear()
         return json_response(200, {})
 
+    def ctl_stats(self, req):
+        """{"per_second": {"<unix s>": [requests, bytes]}, "per_kind": {"POST /v3/...":
+        [requests, bytes, body bytes]}}; ?keep=0 stops keeping request records."""
+        with self.recorder.lock:
+            if req.query.get("keep") in ("0", "1"):
+                self.recorder.keep = req.query["keep"] == "1"
+            return json_response(200, {"per_second": dict(self.recorder.per_second),
+                                       "per_kind": dict(self.recorder.per_kind)})
+
+    def ctl_outage(self, req):
+        """{"seconds": S}: close the API listeners (connections are refused) and
+        open them again on the same ports after S seconds. The records stay, as
+        Keylime's database does over a restart."""
+        try:
+            secs = float(parse_json(req.body or b"{}").get("seconds", 30))
+        except (BadJson, ValueError, AttributeError) as e:
+            return json_response(400, {"error": "bad outage: %s" % e})
+        api = {k: s for k, s in self.servers.items() if not s.control}
+        for srv in api.values():
+            srv.shutdown()
+            srv.server_close()
+        self.log("outage: API listeners closed for %gs" % secs)
+
+        def back():
+            time.sleep(secs)
+            for key, old in api.items():
+                self.listen(key, old.scheme, tls_context=old.tls_context,
+                            port=old.server_address[1])
+            self.log("outage over: API listeners open again")
+        threading.Thread(target=back, name="outage", daemon=True).start()
+        return json_response(200, {"seconds": secs})
+
     # -- start-up ----------------------------------------------------------
-    def listen(self, key, scheme, control=False, tls_context=None):
-        srv = Server(self, scheme, control, tls_context)
+    def listen(self, key, scheme, control=False, tls_context=None, port=0):
+        srv = Server(self, scheme, control, tls_context, port)
         self.servers[key] = srv
         threading.Thread(target=srv.serve_forever, name=key, daemon=True).start()
         return srv.server_address[1]

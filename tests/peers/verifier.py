@@ -216,6 +216,7 @@ class Verifier(common.Peer):
         c = self.control_router
         c.add("POST", r"/enroll", self.ctl_enroll)
         c.add("GET", r"/agents", lambda req: json_response(200, sorted(self.agents)))
+        c.add("GET", r"/statuses", self.ctl_statuses)
         c.add("GET", r"/agents/([^/]+)", self.ctl_agent)
         c.add("DELETE", r"/agents/([^/]+)", self.ctl_delete)
         c.add("POST", r"/config", self.ctl_config)
@@ -605,6 +606,13 @@ class Verifier(common.Peer):
                    "enrollment": enr.spec,
                    "attestations": [a.verdict() for a in enr.attestations]}
             return json_response(200, out)
+
+    def ctl_statuses(self, req):
+        """Every agent's status and passed attestations, in one call (scripts/fleet)."""
+        with self.lock:
+            return json_response(200, {aid: {"status": self.status(enr),
+                                             "attestation_count": enr.passes}
+                                       for aid, enr in self.agents.items()})
 
     def ctl_config(self, req):
         try:
