@@ -24,15 +24,12 @@ kl_api_init(struct kl_api *a, const struct kl_config *cfg)
 	while (n > 0 && a->base[n - 1] == '/')
 		a->base[--n] = '\0';
 	a->prefix = kl_config_api_prefix(cfg);
-	a->http.insecure = cfg->insecure || cfg->tls_accept_invalid_certs ||
-	    cfg->tls_accept_invalid_hostnames;
+	kl_http_tls_relax(&a->http, a->base, cfg->insecure, cfg->tls_accept_invalid_certs,
+	    cfg->tls_accept_invalid_hostnames);
 	a->http.require_tls = strncmp(a->base, "http://", 7) != 0;
 	a->http.timeout_ms = cfg->timeout_ms;
 	a->http.no_env_proxy = !cfg->proxy_from_env;
 	a->http.connect_timeout_ms = cfg->timeout_ms;
-	if (a->http.insecure)
-		kl_warn("--insecure: TLS verification of %s is OFF (certificate and host name): "
-		    "anyone on the path can pose as the verifier and take the bearer token", a->base);
 	if (!a->http.require_tls)
 		kl_warn("verifier_url %s is plain HTTP: the bearer token and the evidence "
 		    "travel unencrypted (the Keylime verifier itself only speaks HTTPS)", a->base);

@@ -332,7 +332,8 @@ setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
 	TRY(curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file));
 	TRY(curl_easy_setopt(h, CURLOPT_CAPATH, NULL));
 	TRY(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L));
-	TRY(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L));
+	TRY(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST,
+	    o->insecure || o->no_verify_host ? 0L : 2L));
 
 	if (with_body) {
 		TRY(curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -508,6 +509,21 @@ kl_http_resp_release(struct kl_http_resp *resp)
 	free(resp->content_type);
 	resp->body = resp->location = resp->content_type = NULL;
 	resp->len = 0;
+}
+
+void
+kl_http_tls_relax(struct kl_http_opts *o, const char *url, int insecure,
+    int accept_invalid_certs, int accept_invalid_hostnames)
+{
+	o->insecure = insecure || accept_invalid_certs;
+	o->no_verify_host = accept_invalid_hostnames && !o->insecure;
+	if (o->insecure)
+		kl_warn("%s: TLS verification is OFF (%s: certificate and host name): anyone "
+		    "on the path can pose as the server and take the bearer token", url,
+		    insecure ? "--insecure" : "tls_accept_invalid_certs");
+	else if (o->no_verify_host)
+		kl_warn("%s: tls_accept_invalid_hostnames: the server's host name is not checked "
+		    "against its certificate; the certificate is still verified against the CA", url);
 }
 
 /* ---- Retry-After (RFC 9110 10.2.3, dates 5.6.7) ---- */

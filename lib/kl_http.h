@@ -29,6 +29,7 @@
 struct kl_http_opts {
 	const char *ca_file;		/* PEM; NULL: plain HTTP only */
 	int insecure;			/* skip peer and host verification */
+	int no_verify_host;		/* skip only the host name check (chain still verified) */
 	int require_tls;		/* refuse http:// URLs */
 	int no_env_proxy;		/* ignore *_proxy variables: connect directly */
 	long connect_timeout_ms;	/* 0: 5000 */
@@ -82,6 +83,15 @@ struct kl_http_resp {
  *            no reply (CURLE_GOT_NOTHING), send or receive errors, a connection
  *            reset during the TLS handshake, out of memory.
  */
+/*
+ * The configuration's TLS relaxations onto o, with one warning naming what
+ * is off for url: insecure (--insecure) or accept_invalid_certs turn off all
+ * verification; accept_invalid_hostnames alone only the host name check, as
+ * upstream does (the chain is still verified against the CA).
+ */
+void kl_http_tls_relax(struct kl_http_opts *o, const char *url, int insecure,
+    int accept_invalid_certs, int accept_invalid_hostnames);
+
 int kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl_http_resp *resp);
 void kl_http_resp_release(struct kl_http_resp *resp);
 

@@ -94,9 +94,10 @@ int agent_cycle(struct agent *a);
 /* schedule.c */
 /*
  * The delay before the next attempt after a failed one (a->attempt already
- * counts it): retry.after when the step gave one, the maximum delay for a
- * permanent failure, else full-jitter backoff. *why: "retry-after",
- * "permanent" or "backoff".
+ * counts it): retry.after when the step gave one above 0, the maximum delay
+ * for a permanent failure, else full-jitter backoff (at least 1 s after a
+ * retry.after of 0). *why: "retry-after", "permanent", "retry-after-zero"
+ * or "backoff".
  */
 long agent_failure_delay_ms(struct agent *a, int class, const char **why);
 /*

@@ -161,6 +161,9 @@ run_step(struct agent *a, const char *name)
 			return code;
 		retries++;
 		a->attempt++;
+		/* Counted as it happens: the status file says so during the wait. */
+		a->st.consecutive_failures++;
+		a->st.last_exit_class = code;
 		ms = agent_failure_delay_ms(a, code, &why);
 		log_delay(a, name, code, ms, why);
 		a->st.next_due = time(NULL) + (ms + 999) / 1000;

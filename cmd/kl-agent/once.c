@@ -42,6 +42,24 @@ print_once(const struct agent *a, int rc, long ms, const char *why)
 	json_decref(o);
 }
 
+/*
+ * The status file is not ours alone to write: a count read from it is
+ * clamped, so that counting on neither overflows (UBSan) nor wraps the
+ * backoff exponent to 0 (no delay at all). The backoff reaches its maximum
+ * long before this many failures.
+ */
+#define FAILURES_MAX 1000000L
+
+static void
+clamp_failures(struct kl_status *st)
+{
+	if (st->consecutive_failures >= 0 && st->consecutive_failures <= FAILURES_MAX)
+		return;
+	kl_warn("%s: consecutive_failures %ld is absurd: using %ld", "status file",
+	    st->consecutive_failures, st->consecutive_failures < 0 ? 0L : FAILURES_MAX);
+	st->consecutive_failures = st->consecutive_failures < 0 ? 0 : FAILURES_MAX;
+}
+
 int
 agent_run_once(struct agent *a)
 {
@@ -51,6 +69,7 @@ agent_run_once(struct agent *a)
 
 	/* Carry the counters and the verifier's last hint over from the last run. */
 	kl_status_read(a->status_path, &a->st);
+	clamp_failures(&a->st);
 	a->attempt = (unsigned)a->st.consecutive_failures;
 	a->sched.last_hint = a->st.last_hint;
 	agent_load_registration(a);

@@ -15,12 +15,40 @@
 #include "kl_util.h"
 #include "kl_banned.h"
 
+/*
+ * Keylime's session rate limiter rounds the rest of a block down and sends
+ * Retry-After: 0 while it still refuses; taken literally, every retry would
+ * go at once and all of them would be spent in a few milliseconds. So 0
+ * means "back off as usual", and never sooner than this.
+ */
+#define RETRY_AFTER_ZERO_FLOOR_MS 1000L
+
+/*
+ * The backoff's first step. The verifier marks an agent TIMEOUT after
+ * KL_LIVENESS_FACTOR x quote_interval without evidence, and upstream's
+ * default initial delay (10 s) equals that whole window at the default
+ * quote_interval (2 s): a short outage would always end in TIMEOUT. So the
+ * first step is at most the last seconds_to_next_attestation (the verifier's
+ * quote_interval): the first retries come well inside the window.
+ */
+static long
+initial_delay_ms(const struct agent *a)
+{
+	long initial = a->cfg.exponential_backoff_initial_delay;
+
+	if (a->sched.last_hint > 0 && a->sched.last_hint <= KL_SCHED_MAX_S &&
+	    initial > a->sched.last_hint * 1000)
+		return a->sched.last_hint * 1000;
+	return initial;
+}
+
 long
 agent_failure_delay_ms(struct agent *a, int class, const char **why)
 {
 	uint64_t r;
+	long ms;
 
-	if (a->retry_after >= 0) {
+	if (a->retry_after > 0) {
 		*why = "retry-after";	/* the server's Retry-After wins */
 		return a->retry_after * 1000;
 	}
@@ -29,11 +57,14 @@ agent_failure_delay_ms(struct agent *a, int class, const char **why)
 		*why = "permanent";
 		return a->cfg.exponential_backoff_max_delay;
 	}
-	*why = "backoff";
+	*why = a->retry_after == 0 ? "retry-after-zero" : "backoff";
 	if (kl_crypto_random_u64(&r) != 0)
 		r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	return kl_backoff_delay_ms(a->cfg.exponential_backoff_initial_delay,
-	    a->cfg.exponential_backoff_max_delay, a->attempt, r);
+	ms = kl_backoff_delay_ms(initial_delay_ms(a), a->cfg.exponential_backoff_max_delay,
+	    a->attempt, r);
+	if (a->retry_after == 0 && ms < RETRY_AFTER_ZERO_FLOOR_MS)
+		ms = RETRY_AFTER_ZERO_FLOOR_MS;
+	return ms;
 }
 
 /*

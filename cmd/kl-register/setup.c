@@ -169,7 +169,6 @@ setup_transport(struct reg *r, const struct kl_config *c)
 	if (c->registrar_tls_enabled && strncmp(r->url, "http://", 7) == 0)
 		return kl_fail(KL_PERM, "--registrar-url %s: registrar_tls_enabled is set, "
 		    "so plain HTTP is refused: give an https:// URL", r->url);
-	r->http.insecure = c->insecure || c->tls_accept_invalid_certs || c->tls_accept_invalid_hostnames;
 	r->http.timeout_ms = c->timeout_ms;
 	r->http.no_env_proxy = !c->proxy_from_env;
 	r->http.connect_timeout_ms = c->timeout_ms;
@@ -178,10 +177,9 @@ setup_transport(struct reg *r, const struct kl_config *c)
 	if ((r->ca = kl_config_registrar_ca(c)) == NULL)
 		return kl_fail(KL_TEMP, "out of memory");
 	r->http.ca_file = r->ca;
-	if (r->http.insecure)
-		kl_warn("%s: TLS certificate verification is off (--insecure or "
-		    "tls_accept_invalid_*)", r->url);
-	else if (access(r->ca, R_OK) != 0)
+	kl_http_tls_relax(&r->http, r->url, c->insecure, c->tls_accept_invalid_certs,
+	    c->tls_accept_invalid_hostnames);
+	if (!r->http.insecure && access(r->ca, R_OK) != 0)
 		return kl_fail(KL_PERM, "registrar_tls_ca_cert %s: %s", r->ca, strerror(errno));
 	return KL_OK;
 }

@@ -333,6 +333,18 @@ ra() {
 	jq -e '.status == 200' <<<"$output"
 }
 
+@test "request: tls_accept_invalid_hostnames skips only the name check, never the CA" {
+	# A certificate for another name, from our CA: accepted, with a warning.
+	run -0 --separate-stderr req GET "$OTHER/ok" --ca "$CA" --accept-invalid-hostnames
+	jq -e '.status == 200' <<<"$output"
+	[ "$stderr" = "test_http: warning: URL: tls_accept_invalid_hostnames: the server's host name is not checked against its certificate; the certificate is still verified against the CA" ]
+	# The same server with a CA that did not sign it: refused, nothing sent.
+	: >"$SRVLOG"
+	run -100 --separate-stderr req POST "$OTHER/echo" --ca "$CA2" --accept-invalid-hostnames
+	[[ $stderr == *"TLS: certificate verify failed: unable to get local issuer certificate (CA $CA2)" ]]
+	[ ! -s "$SRVLOG" ]
+}
+
 @test "request: an unreadable CA file is permanent" {
 	run -100 --separate-stderr req GET "$HTTPS/ok" --ca "$BATS_TEST_TMPDIR/missing.pem"
 	[ "$stderr" = "test_http: error: GET $HTTPS/ok: TLS: cannot load CA file $BATS_TEST_TMPDIR/missing.pem" ]

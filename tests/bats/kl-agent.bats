@@ -189,6 +189,8 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	[ "$(calls kl-negotiate)" = 3 ]
 	[ "$(grep -cE "$DELAY_RE" <<<"$stderr")" = 3 ]
 	[ "$(check_delays <(echo "$stderr"))" = 3 ]
+	# Each failed run counts as it happens: 2 retries and the last failure.
+	[ "$(status '{consecutive_failures,last_exit_class}')" = '{"consecutive_failures":3,"last_exit_class":111}' ]
 
 	rm -f "$T"/*.count "$T/calls.log"
 	KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
@@ -213,6 +215,62 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	t1=$(times kl-negotiate | sed -n 1p)
 	t2=$(times kl-negotiate | sed -n 2p)
 	awk -v a="$t1" -v b="$t2" 'BEGIN { exit !(b - a >= 1.0 && b - a < 3.0) }'
+}
+
+@test "--once: retry.after 0 (Keylime's rate limiter rounding down) backs off at least 1 s" {
+	plan kl-negotiate "2 retry 0" "* ok"
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(calls kl-negotiate)" = 3 ]
+	[[ $stderr == *"kl-negotiate: temporary (111): next attempt in 1.000 s (retry-after-zero, attempt 1)"* ]]
+	[[ $stderr == *"kl-negotiate: temporary (111): next attempt in 1.000 s (retry-after-zero, attempt 2)"* ]]
+	local t1 t3
+	t1=$(times kl-negotiate | sed -n 1p)
+	t3=$(times kl-negotiate | sed -n 3p)
+	awk -v a="$t1" -v b="$t3" 'BEGIN { exit !(b - a >= 2.0) }'
+}
+
+@test "--once: backoff starts at the last seconds_to_next_attestation, inside the liveness window" {
+	setconf exponential_backoff_initial_delay 60000
+	setconf exponential_backoff_max_delay 60000
+	setconf exponential_backoff_max_retries 1
+	plan kl-submit "* ok 1"
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(status .last_seconds_to_next_attestation)" = 1 ]
+	plan kl-negotiate "1 exit 111" "* ok"
+	rm -f "$T/kl-negotiate.count"
+	run -0 --separate-stderr kl_run kl-agent --once
+	[[ $stderr =~ $DELAY_RE ]]
+	[ "${BASH_REMATCH[3]}" = backoff ]
+	[ "${BASH_REMATCH[1]}" -eq 0 ] || [ "${BASH_REMATCH[1]}${BASH_REMATCH[2]}" = 1000 ]
+}
+
+@test "--once: an absurd consecutive_failures in the status file is clamped, the backoff does not wrap to 0" {
+	local n
+	for n in 9223372036854775807 4294967295 -5; do
+		jq -n --argjson n "$n" '{state:"AttestationFailed",agent_id:null,last_success:null,
+			consecutive_failures:$n,next_due:null,last_exit_class:111,
+			last_seconds_to_next_attestation:null}' >"$T/lib/kl-status.json"
+		plan kl-negotiate "* exit 111"
+		KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
+		[[ $stderr =~ $DELAY_RE ]]
+		[ "${BASH_REMATCH[4]}" -ge 1 ]
+		[ "$(status .consecutive_failures)" -ge 1 ]
+		[ "$(status .consecutive_failures)" -le 1000001 ]
+	done
+}
+
+@test "--once: the status file counts a failure during the in-cycle retry that follows it" {
+	plan kl-negotiate "* retry 2"
+	start_agent --once
+	# During the 2 s wait after the first failure, before the second run.
+	wait_for 5 eval '[ "$(status .consecutive_failures 2>/dev/null)" = 1 ]'
+	[ "$(calls kl-negotiate)" = 1 ]
+	[ "$(status .last_exit_class)" = 111 ]
+	local rc=0
+	wait "$AGENT_PID" || rc=$?
+	AGENT_PID=
+	[ "$rc" = 111 ]
+	[ "$(status .consecutive_failures)" = 3 ]
 }
 
 @test "--once: a step killed by a signal counts as temporary" {

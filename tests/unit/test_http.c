@@ -4,7 +4,7 @@
  *   test_http [-v...] retry-after VALUE NOW_EPOCH   prints the seconds (or -1)
  *   test_http [-v...] status-class STATUS           prints the kl_rc class
  *   test_http [-v...] describe STATUS FILE [CAP]    prints kl_http_describe of FILE's bytes
- *   test_http [-v...] request METHOD URL [--ca FILE] [--insecure] [--require-tls]
+ *   test_http [-v...] request METHOD URL [--ca FILE] [--insecure] [--accept-invalid-hostnames] [--require-tls]
  *       [--timeout MS] [--connect-timeout MS] [--max N] [--bearer-env VAR]
  *       [--body-file F] [--ctype T]
  *     sends one request and prints {"status","len","location","content_type",
@@ -112,6 +112,7 @@ cmd_request(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "ca", required_argument, NULL, 'c' },
 		{ "insecure", no_argument, NULL, 'k' },
+		{ "accept-invalid-hostnames", no_argument, NULL, 'H' },
 		{ "require-tls", no_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "connect-timeout", required_argument, NULL, 'C' },
@@ -134,6 +135,7 @@ cmd_request(int argc, char **argv)
 		case 'v': kl_verbose++; break;
 		case 'c': o.ca_file = optarg; break;
 		case 'k': o.insecure = 1; break;
+		case 'H': kl_http_tls_relax(&o, "URL", 0, 0, 1); break;
 		case 'r': o.require_tls = 1; break;
 		case 't': o.timeout_ms = num(optarg); break;
 		case 'C': o.connect_timeout_ms = num(optarg); break;
