@@ -7,12 +7,6 @@
 load helpers
 load ../faults/faults
 
-started() {
-	enroll
-	start_agent
-	wait_pass
-}
-
 @test "faults: swtpm stopped and restarted (a new boot: IMA from 0): PASS" {
 	# kl takes the boot time from /proc/stat: kl-agent and its steps see a
 	# copy (bound over it in their own mount namespace) that the test moves

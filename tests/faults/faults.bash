@@ -18,6 +18,10 @@
 #   pass_after_clear                           clear_faults, then a pass within
 #                                              WINDOW s (two intervals)
 #   states_valid                               every state file parses (jq)
+#   started                                    enroll, start_agent, wait_pass
+#   NEG, SUB, err STATUS CODE, wait_hit        fault rule pieces (negotiation,
+#                                              submission, an error body), and
+#                                              until every rule has been hit
 #   set_conf KEY VALUE                         replace one key of agent.conf
 #   wait_request REGEX [S]                     until the verifier got "METHOD path"
 #   peer_restart verifier|registrar [--down]   SIGKILL the peer; start it again on
@@ -197,6 +201,31 @@ wait_request() {
 	done
 	echo "no request $1 at the verifier" >&2
 	return 1
+}
+
+NEG='"method": "POST", "path": "/attestations$"'
+SUB='"method": "PATCH", "path": "/attestations/"'
+
+# err STATUS CODE: a Keylime JSON:API error body.
+err() { jq -cn --arg s "$1" --arg c "$2" '{errors: [{status: $s, code: $c, detail: $c}]}'; }
+
+# wait_hit: until every fault rule at the verifier has been hit.
+wait_hit() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		kl_peer_ctl GET "$KL_VERIFIER_CTL/faults" | jq -e 'all(.[]; (.hits // 0) >= 1)' >/dev/null &&
+			return 0
+		sleep 0.05
+	done
+	echo "a fault rule was never hit" >&2
+	return 1
+}
+
+# started: enrolled, kl-agent running, one pass behind it.
+started() {
+	enroll
+	start_agent
+	wait_pass
 }
 
 setup_file() { faults_setup_file; }
