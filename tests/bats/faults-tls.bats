@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # tests/bats/faults-tls.bats - the fault matrix (issue 9), fail closed: a
 # verifier behind a certificate of the wrong CA, for the wrong name, expired;
-# an http:// URL without --insecure; a server that speaks only TLS 1.1.
+# a server that speaks only TLS 1.1.
 # kl-agent runs as a daemon: while the fault lasts no request reaches the
 # server (no token, no evidence) and nothing passes; every state file stays
 # valid; once agent.conf is put right and HUP sent, a pass within two
@@ -76,11 +76,6 @@ refused() {
 	[[ $output == *expired* ]]
 	refused verifier_url "\"$BAD_URL\"" "$BAD_CTL"
 	grep -qi "expired" "$T/agent.err"
-}
-
-@test "faults (fail closed): an http:// verifier URL without --insecure" {
-	refused verifier_url "\"$KL_REGISTRAR_URL\"" "$KL_REGISTRAR_CTL"
-	grep -q "http://" "$T/agent.err"
 }
 
 @test "faults (fail closed): a verifier that speaks only TLS 1.1" {
