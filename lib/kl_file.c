@@ -86,8 +86,13 @@ fail:
 	return kl_fail(errno_rc(e), "%s: write: %s", path, strerror(e));
 }
 
-int
-kl_file_read(const char *path, size_t max, int missing_ok, char **out, size_t *len)
+/*
+ * O_NONBLOCK: opening a FIFO must not wait for a writer (every program hung
+ * in open() on a FIFO as agent.conf); fstat then refuses anything that is
+ * not a regular file. It does not change how a regular file is read.
+ */
+static int
+read_file(const char *path, size_t max, int missing_ok, int follow, char **out, size_t *len)
 {
 	struct stat st;
 	char *buf;
@@ -96,11 +101,15 @@ kl_file_read(const char *path, size_t max, int missing_ok, char **out, size_t *l
 
 	*out = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0) {
 		e = errno;
 		if (e == ENOENT && missing_ok)
 			return KL_OK;
+		if (e == ELOOP && !follow)
+			return kl_fail(KL_PERM, "%s: a symbolic link, refused for a state file", path);
+		if (e == ELOOP)
+			return kl_fail(KL_PERM, "%s: a symbolic link loop", path);
 		return kl_fail(errno_rc(e), "%s: open: %s", path, strerror(e));
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -133,6 +142,18 @@ kl_file_read(const char *path, size_t max, int missing_ok, char **out, size_t *l
 	*out = buf;
 	*len = got;
 	return KL_OK;
+}
+
+int
+kl_file_read(const char *path, size_t max, int missing_ok, char **out, size_t *len)
+{
+	return read_file(path, max, missing_ok, 0, out, len);
+}
+
+int
+kl_file_read_config(const char *path, size_t max, int missing_ok, char **out, size_t *len)
+{
+	return read_file(path, max, missing_ok, 1, out, len);
 }
 
 int

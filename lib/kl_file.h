@@ -22,6 +22,13 @@ int kl_file_write_atomic(const char *path, const void *buf, size_t len);
  * If missing_ok and the file does not exist, returns KL_OK with *out NULL.
  */
 int kl_file_read(const char *path, size_t max, int missing_ok, char **out, size_t *len);
+/*
+ * The same for a configuration file: symbolic links are followed (the
+ * Kubernetes ConfigMap layout agent.conf -> ..data/agent.conf), a loop is
+ * named as one. kl_file_read refuses any link: state files live in
+ * keylime_dir, where a link would be an attack.
+ */
+int kl_file_read_config(const char *path, size_t max, int missing_ok, char **out, size_t *len);
 
 /*
  * Open a measurement log for reading. When the open is not permitted and the

@@ -204,7 +204,7 @@ ckpt_load(struct ckpt *ck, const char *path, const char *log, time_t boot_time)
 		return;		/* missing, or kl_file_read said why */
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
 	if (j == NULL)
-		why = e.text;
+		why = kl_json_error_text(&e);
 	else if (json_unpack(j, "{s:I, s:I, s:s, s:o, s:o, s:s, s?I !}",
 	    "version", &version, "boot_time", &boot, "log", &clog,
 	    "marks", &marks, "end", &end, "tail", &tail, "warned", &warned) != 0 ||

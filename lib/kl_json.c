@@ -10,6 +10,21 @@
 #include "kl_rc.h"
 #include "kl_banned.h"
 
+const char *
+kl_json_error_text(json_error_t *e)
+{
+	/*
+	 * jansson quotes the text near the error ("invalid escape near
+	 * '"TOPSECRET\q'"): that may be a token, so it is cut off; the line and
+	 * column say where.
+	 */
+	char *near = strstr(e->text, " near ");
+
+	if (near != NULL)
+		*near = '\0';
+	return e->text;
+}
+
 int
 kl_json_parse(const char *buf, size_t len, const char *what, json_t **out)
 {
@@ -18,7 +33,8 @@ kl_json_parse(const char *buf, size_t len, const char *what, json_t **out)
 
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
 	if (j == NULL)
-		return kl_fail(KL_PERM, "%s:%d:%d: %s", what, e.line, e.column, e.text);
+		return kl_fail(KL_PERM, "%s:%d:%d: %s", what, e.line, e.column,
+		    kl_json_error_text(&e));
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return kl_fail(KL_PERM, "%s:1:1: expected a JSON object", what);

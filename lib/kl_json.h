@@ -19,6 +19,8 @@
  * the source in the error line ("stdin", "registrar reply"), which carries
  * line and column. Returns KL_OK or KL_PERM; *out is set on success.
  */
+/* e's message without the text jansson quotes from the input (it may be a secret). */
+const char *kl_json_error_text(json_error_t *e);
 int kl_json_parse(const char *buf, size_t len, const char *what, json_t **out);
 
 /*

@@ -7,6 +7,7 @@
 
 #include "kl_log.h"
 #include "kl_rc.h"
+#include "kl_util.h"
 #include "kl_banned.h"
 
 int kl_verbose;
@@ -74,6 +75,7 @@ vlog(const char *level, const char *fmt, va_list ap)
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	kl_url_redact(line + n);
 	/* One event, one line: a newline inside a message would split it. */
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')

@@ -877,7 +877,7 @@ kl_toml_parse_file(const char *path, int missing_ok, json_t **out, json_t **pos)
 	*out = NULL;
 	if (pos)
 		*pos = NULL;
-	if ((rc = kl_file_read(path, KL_TOML_MAX, missing_ok, &buf, &len)) != KL_OK)
+	if ((rc = kl_file_read_config(path, KL_TOML_MAX, missing_ok, &buf, &len)) != KL_OK)
 		return rc;
 	if (buf == NULL)
 		return KL_OK;

@@ -226,3 +226,20 @@ kl_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+void
+kl_url_redact(char *s)
+{
+	char *p = s;
+
+	while ((p = strstr(p, "://")) != NULL) {
+		char *host = p + 3, *end = host + strcspn(host, "/?#\"' \t<>()[],;"), *at = NULL;
+
+		for (char *q = host; q < end; q++)
+			if (*q == '@')
+				at = q;
+		if (at != NULL)
+			memmove(host, at + 1, strlen(at + 1) + 1);
+		p = host;
+	}
+}

@@ -42,4 +42,11 @@ void kl_secret_free(void *p, size_t len);
 /* Monotonic milliseconds. */
 uint64_t kl_now_ms(void);
 
+/*
+ * Remove the userinfo (user:password@) of every URL in the text s, in
+ * place: it is a secret, and not ours to print. kl_log applies it to every
+ * line, so no caller has to remember.
+ */
+void kl_url_redact(char *s);
+
 #endif

@@ -124,6 +124,12 @@ int agent_run_once(struct agent *a);
 int step_run(struct agent *a, const char *name, const json_t *in, int *code, json_t **out);
 
 /* sys.c */
+/*
+ * Descriptors inherited from our parent (`kl-agent 9>file`) must not reach
+ * the steps: mark all above 2 close-on-exec, except the measurement logs a
+ * parent named in KL_IMA_ML_FD / KL_MEASUREDBOOT_ML_FD for the steps.
+ */
+void sys_close_inherited(void);
 int sys_signals_init(void);		/* block TERM INT HUP CHLD; a signalfd, or -1 */
 void sys_signals_child(void);		/* in a child: default dispositions, nothing blocked */
 /* Read pending signals into a->stop / a->reload. */

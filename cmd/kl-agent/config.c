@@ -12,34 +12,16 @@
 #include "kl_rc.h"
 #include "kl_banned.h"
 
-/* A URL for a log line, without user:password@ (it is not ours to print). */
-static void
-url_for_log(const char *url, char *out, size_t cap)
-{
-	const char *hostpart = strstr(url, "://");
-	const char *at, *slash;
-
-	hostpart = hostpart ? hostpart + 3 : url;
-	at = strchr(hostpart, '@');
-	slash = strchr(hostpart, '/');
-	if (at != NULL && (slash == NULL || at < slash))
-		snprintf(out, cap, "%.*s%s", (int)(hostpart - url), url, at + 1);
-	else
-		snprintf(out, cap, "%s", url);
-}
-
 /* Printed on every start and reload, so that nobody forgets them. */
 static void
 warn_insecure(const struct kl_config *c)
 {
-	char url[512];
-
 	if (c->insecure)
 		kl_warn("--insecure: the verifier's and registrar's certificates are not verified");
-	if (strncmp(c->verifier_url, "http://", 7) == 0) {
-		url_for_log(c->verifier_url, url, sizeof(url));
-		kl_warn("verifier_url %s: plain HTTP, the token travels unencrypted", url);
-	}
+	/* kl_log removes a user:password@ from the URL. */
+	if (strncmp(c->verifier_url, "http://", 7) == 0)
+		kl_warn("verifier_url %s: plain HTTP, the token travels unencrypted",
+		    c->verifier_url);
 }
 
 /* What kl-agent refuses, or checks, beyond what kl_config_load already did. */

@@ -80,6 +80,7 @@ agent_start(struct agent *a, int argc, char *argv[])
 	kl_status_init(&a->st);
 	kl_sched_init(&a->sched);
 	a->retry_after = -1;
+	sys_close_inherited();
 	/* First: a TERM during start-up must stop us cleanly, not kill us. */
 	if ((a->sigfd = sys_signals_init()) < 0)
 		return kl_fail(KL_TEMP, "signalfd: %s", strerror(errno));

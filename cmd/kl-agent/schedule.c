@@ -149,8 +149,21 @@ agent_run_daemon(struct agent *a)
 {
 	const char *why;
 
-	if (agent_save_status(a) != KL_OK)
+	/*
+	 * A status file that cannot be written at all (permissions, a
+	 * directory in its place) is a setup error, found here at start. A full
+	 * disk is not: the status is informational, and attesting goes on.
+	 */
+	switch (agent_save_status(a)) {
+	case KL_OK:
+		break;
+	case KL_TEMP:
+		kl_warn("%s: the status file cannot be written for now: attesting anyway",
+		    agent_id(a));
+		break;
+	default:
 		return KL_PERM;
+	}
 	kl_info("%s: started (pid %ld, steps in %s)", agent_id(a), (long)getpid(), a->step_dir);
 	for (;;) {
 		int rc;

@@ -112,6 +112,43 @@ sys_step_dir(void)
 	return strdup(dirname(buf));
 }
 
+/* The descriptor a parent named in env for the steps (keep_log_open), or -1. */
+static int
+env_fd(const char *env)
+{
+	const char *v = getenv(env);
+	char *end;
+	long n;
+
+	if (v == NULL || *v == '\0')
+		return -1;
+	n = strtol(v, &end, 10);
+	return *end == '\0' && n >= 3 && n <= 65535 ? (int)n : -1;
+}
+
+void
+sys_close_inherited(void)
+{
+	static const char *const keep[] = { "KL_IMA_ML_FD", "KL_MEASUREDBOOT_ML_FD" };
+
+	/*
+	 * Close-on-exec rather than close: nothing here uses them, and a
+	 * library that opened one before main keeps working.
+	 */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+
+		for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		int fd = env_fd(keep[i]);
+
+		if (fd >= 0)
+			fcntl(fd, F_SETFD, 0);
+	}
+}
+
 /*
  * The steps cannot open root-only measurement logs after the drop, so
  * kl-agent opens them first and lets the steps inherit the descriptors,

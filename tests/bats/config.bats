@@ -62,6 +62,27 @@ cfg_fails() {
 	[ "$(val .uuid)" = '"file"' ]
 }
 
+@test "config: a symlinked agent.conf (Kubernetes ConfigMap layout) is followed" {
+	mkdir -p "$ETC/..2026_11_30" "$ETC/agent.conf.d"
+	printf '[agent]\nregistrar_port = 1111\n' >"$ETC/..2026_11_30/agent.conf"
+	printf '[agent]\nuuid = "dropin"\n' >"$ETC/..2026_11_30/10.conf"
+	ln -s ..2026_11_30 "$ETC/..data"
+	ln -s ..data/agent.conf "$ETC/agent.conf"
+	ln -s ../..data/10.conf "$ETC/agent.conf.d/10.conf"
+	cfg
+	[ "$(val .registrar_port)" = 1111 ]
+	[ "$(val .uuid)" = '"dropin"' ]
+}
+
+@test "config: a symlink loop is named as one; a FIFO is refused at once, not waited on" {
+	ln -s agent.conf "$ETC/agent.conf"
+	cfg_fails "test_config: error: $ETC/agent.conf: a symbolic link loop"
+	rm "$ETC/agent.conf"
+	mkfifo "$ETC/agent.conf"
+	run -100 --separate-stderr timeout 5 "$KL_UNIT/test_config"
+	[ "$stderr" = "test_config: error: $ETC/agent.conf: not a regular file" ]
+}
+
 @test "config: a drop-in overrides agent.conf, key by key" {
 	printf '[agent]\nregistrar_port = 1111\nuuid = "file"\n' >"$ETC/agent.conf"
 	mkdir "$ETC/agent.conf.d"

@@ -39,6 +39,12 @@ teardown() {
 	[[ $stderr == *"stdin:1:"*"duplicate object key"* ]]
 }
 
+@test "json: an error gives line and column, never the text near it (a token)" {
+	run -100 --separate-stderr kl_unit core json-read <<<'{"schema":1,
+"session":{"token":"TOPSECRET\q"}}'
+	[ "$stderr" = "test_core: error: stdin:2:31: invalid escape" ]
+}
+
 @test "json: a non-object is refused" {
 	run -100 --separate-stderr kl_unit core json-read <<<'[1,2]'
 	[[ $stderr == "test_core: error: stdin:1:1: expected a JSON object" ]]

@@ -345,6 +345,15 @@ ra() {
 	[ ! -s "$SRVLOG" ]
 }
 
+@test "request: the userinfo of a URL never reaches a log line" {
+	local u=${HTTPS/https:\/\//https://user:TOPSECRET@}
+	run -100 --separate-stderr req GET "$u/ok" --ca "$CA2"
+	[[ $stderr == "test_http: error: GET $HTTPS/ok: TLS: certificate verify failed"* ]]
+	[[ $stderr != *TOPSECRET* ]] && [[ $stderr != *user* ]]
+	run -111 --separate-stderr req GET "http://u:TOPSECRET@127.0.0.1:$DROP_PORT/x?y=a@b" --timeout 500
+	[[ $stderr == "test_http: error: GET http://127.0.0.1:$DROP_PORT/x?y=a@b: "* ]]
+}
+
 @test "request: an unreadable CA file is permanent" {
 	run -100 --separate-stderr req GET "$HTTPS/ok" --ca "$BATS_TEST_TMPDIR/missing.pem"
 	[ "$stderr" = "test_http: error: GET $HTTPS/ok: TLS: cannot load CA file $BATS_TEST_TMPDIR/missing.pem" ]

@@ -58,6 +58,21 @@ load fixtures/agent/common
 	status .last_success | grep -qv null
 }
 
+@test "daemon: a full keylime_dir at start is a warning; attesting goes on" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for a tmpfs"
+	mount -t tmpfs -o size=8k tmpfs "$T/lib" || skip "cannot mount tmpfs here"
+	FULL_MNT=$T/lib
+	head -c 1M /dev/zero >"$T/lib/filler" 2>/dev/null || true
+	start_agent
+	wait_for 15 calls_at_least kl-submit 2
+	grep -q "kl-status.json.*No space left on device" "$T/agent.err"
+	grep -q "the status file cannot be written for now: attesting anyway" "$T/agent.err"
+	stop_agent TERM
+	run -0 --separate-stderr kl_run kl-agent --once
+	[ "$(jq -r .result <<<"$output")" = ok ]
+	[[ $stderr == *"No space left on device"* ]]
+}
+
 @test "daemon: Retry-After is obeyed" {
 	plan kl-negotiate "1 ok" "1 retry 2" "* ok"
 	start_agent

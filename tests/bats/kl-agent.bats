@@ -273,6 +273,13 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 	[ "$(status .consecutive_failures)" = 3 ]
 }
 
+@test "--once: descriptors kl-agent inherited do not reach the steps" {
+	: >"$T/inherited"
+	kl_run kl-agent --once 9>"$T/inherited" 7<"$T/etc/agent.conf" >/dev/null 2>&1
+	grep -q "^fd kl-submit 1: 1 -> " "$T/calls.log"
+	refute grep -E "^fd .*-> ($T/inherited|$T/etc/agent.conf)\$" "$T/calls.log"
+}
+
 @test "--once: a step killed by a signal counts as temporary" {
 	plan kl-quote "* kill KILL"
 	KEYLIME_AGENT_EXPONENTIAL_BACKOFF_MAX_RETRIES=0 run -111 --separate-stderr kl_run kl-agent --once
