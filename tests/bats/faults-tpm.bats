@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
 # tests/bats/faults-tpm.bats - the fault matrix (issue 9), the machine: swtpm
-# killed and restarted (a new boot: IMA from 0), leftover TPM objects, kl-agent
-# SIGKILLed while it writes its state. kl-agent runs as a daemon; after each
-# fault clears, a pass within two intervals, every state file valid at every
-# look (tests/faults/faults.bash).
+# stopped and restarted (a new boot: IMA from 0), leftover TPM objects,
+# kl-agent SIGKILLed while it writes its state, a full disk. kl-agent runs as a
+# daemon; after each fault clears, a pass within two intervals, every state
+# file valid at every look (tests/faults/faults.bash).
 load helpers
 load ../faults/faults
 
@@ -84,6 +84,30 @@ load ../faults/faults
 		[ ! -e "$KDIR/kl-status.json" ] || states_valid
 	done
 	start_agent
+	pass_after_clear
+	stop_agent
+}
+
+# The full-disk test mounts a tmpfs: unmounted here, after kl-agent stops.
+teardown() {
+	faults_teardown
+	if [ -n "${full_mnt:-}" ] && mountpoint -q "$full_mnt"; then
+		umount "$full_mnt"
+	fi
+}
+
+@test "faults: full disk (keylime_dir) at start: kl-agent warns and attests; space back: PASS" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for a tmpfs"
+	mount -t tmpfs -o size=64k,mode=0700 tmpfs "$KDIR" || skip "cannot mount tmpfs here"
+	full_mnt=$KDIR
+	enroll
+	head -c 1M /dev/zero >"$KDIR/fill" 2>/dev/null || true
+	[ "$(df --output=avail "$KDIR" | tail -1)" -eq 0 ]
+	start_agent
+	wait_pass
+	kill -0 "$AGENT_PID"
+	grep -q "No space left on device" "$T/agent.err"
+	rm "$KDIR/fill"
 	pass_after_clear
 	stop_agent
 }
