@@ -155,6 +155,7 @@ bench:
 	scripts/deps
 	$(MAKE) WERROR=-Werror all units
 	scripts/bench $(BUILD)
+	scripts/soak $(BUILD)
 
 # `make install PREFIX=/usr DESTDIR=...`: programs, man pages, systemd units
 # (ExecStart rewritten to $(BINDIR)), the keylime user (sysusers.d), the

@@ -15,8 +15,11 @@ Fault rules (POST /faults on the control port, a rule or a list of rules):
      "close": true,           close the connection without any reply
      "truncate": true,        announce a longer Content-Length, send part, close
      "huge": 20000000,        send a body of that many bytes
+     "trickle": 1.0,          send the body one byte every that many seconds
      "count": 1}              next k matching requests; -1 for every one
 A faulted request is recorded (with "fault": rule index) but not processed.
+A peer started with --ports FILE (an earlier ports.json) listens on the same
+ports again: a test can kill a peer and bring it back where the client looks.
 """
 
 import argparse
@@ -205,7 +208,7 @@ class Recorder:
         if not isinstance(rules, list):
             raise ValueError("a fault rule or a list of rules")
         known = {"method", "path", "scheme", "status", "headers", "body", "content_type",
-                 "delay", "close", "truncate", "huge", "count"}
+                 "delay", "close", "truncate", "huge", "trickle", "count"}
         clean = []
         for rule in rules:
             if not isinstance(rule, dict) or set(rule) - known:
@@ -324,7 +327,7 @@ class Handler(BaseHTTPRequestHandler):
         """Answer as the rule says; False if only a delay (process normally)."""
         if rule.get("delay"):
             time.sleep(float(rule["delay"]))
-        acting = any(rule.get(k) for k in ("status", "close", "truncate", "huge"))
+        acting = any(rule.get(k) for k in ("status", "close", "truncate", "huge", "trickle"))
         if not acting:
             return False
         if rule.get("close"):
@@ -378,8 +381,21 @@ class Handler(BaseHTTPRequestHandler):
             return True
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if rule.get("trickle"):
+            return self.send_trickle(body, float(rule["trickle"]))
         self.wfile.write(body)
         self.wfile.flush()
+        return True
+
+    def send_trickle(self, body, every):
+        """A slow server: the body one byte at a time (the client gives up first)."""
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            self.close_connection = True
         return True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_one
@@ -428,8 +444,12 @@ class Peer:
             found = self.agents.pop(agent_id, None) is not None
         return json_response(200 if found else 404, {"deleted": found})
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, ports=None):
         self.state_dir = state_dir
+        self.fixed_ports = {}
+        if ports:
+            with open(ports) as f:
+                self.fixed_ports = {k: v for k, v in json.load(f).items() if v}
         os.makedirs(state_dir, exist_ok=True)
         self.recorder = Recorder()
         self.logf = open(os.path.join(state_dir, self.name + ".log"), "a", buffering=1)
@@ -525,7 +545,7 @@ class Peer:
 
     # -- start-up ----------------------------------------------------------
     def listen(self, key, scheme, control=False, tls_context=None, port=0):
-        srv = Server(self, scheme, control, tls_context, port)
+        srv = Server(self, scheme, control, tls_context, port or self.fixed_ports.get(key, 0))
         self.servers[key] = srv
         threading.Thread(target=srv.serve_forever, name=key, daemon=True).start()
         return srv.server_address[1]
@@ -552,9 +572,16 @@ class Peer:
             srv.server_close()
 
 
-def tls_context(cert, key):
+def tls_context(cert, key, max_version=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if max_version in ("1.0", "1.1"):
+        # An old server, for the client's TLS >= 1.2 check: OpenSSL's default
+        # security level refuses these versions, so lower it.
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = (ssl.TLSVersion.TLSv1 if max_version == "1.0"
+                               else ssl.TLSVersion.TLSv1_1)
     ctx.load_cert_chain(cert, key)
     return ctx
 
@@ -564,4 +591,7 @@ def base_args(description):
     ap.add_argument("--state", required=True, help="directory for ports.json and logs")
     ap.add_argument("--tls-cert", help="server certificate (PEM)")
     ap.add_argument("--tls-key", help="server key (PEM)")
+    ap.add_argument("--tls-max-version", choices=("1.0", "1.1", "1.2"),
+                    help="an old server (tests of the client's TLS floor)")
+    ap.add_argument("--ports", help="listen on the ports of this earlier ports.json")
     return ap

@@ -121,8 +121,8 @@ def validate_registration(body):
 class Registrar(common.Peer):
     name = "registrar"
 
-    def __init__(self, state_dir):
-        super().__init__(state_dir)
+    def __init__(self, state_dir, ports=None):
+        super().__init__(state_dir, ports)
         self.lock = threading.Lock()
         self.agents = {}
         self.version = {"current_version": "2.6",
@@ -278,7 +278,7 @@ class Registrar(common.Peer):
 def main():
     ap = common.base_args("strict Keylime registrar (API v2.x) for tests")
     args = ap.parse_args()
-    peer = Registrar(args.state)
+    peer = Registrar(args.state, args.ports)
     peer.listen("http", "http")
     if args.tls_cert:
         peer.listen("https", "https", tls_context=common.tls_context(args.tls_cert, args.tls_key))

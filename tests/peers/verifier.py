@@ -192,8 +192,8 @@ def check_pop(enr, sess):
 class Verifier(common.Peer):
     name = "verifier"
 
-    def __init__(self, state_dir, cfg):
-        super().__init__(state_dir)
+    def __init__(self, state_dir, cfg, ports=None):
+        super().__init__(state_dir, ports)
         self.cfg = cfg
         self.lock = threading.RLock()
         self.agents = {}
@@ -717,8 +717,9 @@ def main():
            "session_rate_per_ip": args.session_rate_per_ip,
            "session_rate_window": args.session_rate_window, "auto_recover": args.auto_recover,
            "verify_delay": 0, "date_skew": 0}
-    peer = Verifier(args.state, cfg)
-    peer.listen("https", "https", tls_context=common.tls_context(args.tls_cert, args.tls_key))
+    peer = Verifier(args.state, cfg, args.ports)
+    peer.listen("https", "https", tls_context=common.tls_context(
+        args.tls_cert, args.tls_key, args.tls_max_version))
     peer.listen("control", "http", control=True)
     peer.write_ports()
     peer.run_forever()
