@@ -30,9 +30,18 @@ kl_api_init(struct kl_api *a, const struct kl_config *cfg)
 	a->http.timeout_ms = cfg->timeout_ms;
 	a->http.no_env_proxy = !cfg->proxy_from_env;
 	a->http.connect_timeout_ms = cfg->timeout_ms;
+	/*
+	 * Fail closed: plain HTTP would hand the bearer token and the evidence to
+	 * anyone on the path. The Keylime verifier only speaks HTTPS; a test
+	 * server without TLS takes --insecure, which says so at every start.
+	 */
+	if (!a->http.require_tls && !cfg->insecure)
+		return kl_fail(KL_PERM, "verifier_url %s is plain HTTP: refused, the bearer token "
+		    "and the evidence would travel unencrypted (use https://, or --insecure "
+		    "for a test verifier without TLS)", a->base);
 	if (!a->http.require_tls)
 		kl_warn("verifier_url %s is plain HTTP: the bearer token and the evidence "
-		    "travel unencrypted (the Keylime verifier itself only speaks HTTPS)", a->base);
+		    "travel unencrypted (--insecure)", a->base);
 	if (a->http.require_tls) {
 		if ((a->ca = kl_config_verifier_ca(cfg)) == NULL)
 			return kl_fail(KL_TEMP, "out of memory");

@@ -31,6 +31,10 @@ check_config(const struct kl_config *c)
 	if (c->avoid_tpm)
 		return kl_fail(KL_PERM, "--avoid-tpm: kl always attests with a TPM; for tests, "
 		    "run a software TPM (swtpm) and point tcti at it (docs/kl-agent.md)");
+	if (strncmp(c->verifier_url, "http://", 7) == 0 && !c->insecure)
+		return kl_fail(KL_PERM, "verifier_url %s is plain HTTP: refused, the bearer token "
+		    "and the evidence would travel unencrypted (use https://, or --insecure "
+		    "for a test verifier without TLS)", c->verifier_url);
 	if (c->exponential_backoff_initial_delay < 0 || c->exponential_backoff_max_delay < 0 ||
 	    c->exponential_backoff_max_retries < 0 || c->attestation_interval_seconds < 0)
 		return kl_fail(KL_PERM, "exponential_backoff_* and attestation_interval_seconds "

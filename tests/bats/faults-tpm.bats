@@ -55,7 +55,7 @@ load ../faults/faults
 	grep -q "flushed [0-9]* leftover objects/sessions" "$T/agent.err"
 	# While it runs: each kl-quote killed three times, leaving what it had loaded.
 	kills=0
-	for ((i = 0; i < 600 && kills < 3; i++)); do
+	for ((i = 0; i < 2000 && kills < 3; i++)); do	# one cycle per 2 s: up to 20 s
 		if q=$(pgrep -P "$AGENT_PID" -x kl-quote); then
 			kill -KILL $q 2>/dev/null && kills=$((kills + 1))
 		fi

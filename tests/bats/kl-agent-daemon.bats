@@ -148,7 +148,7 @@ load fixtures/agent/common
 @test "daemon: a permanent failure waits; HUP re-reads the configuration and retries at once" {
 	setconf exponential_backoff_max_delay 60000
 	plan kl-negotiate "1 exit 100" "* ok"
-	start_agent
+	start_agent --insecure	# the http:// verifier below needs it
 	wait_for 10 grep -q "next attempt in 60.000 s (permanent, attempt 1)" "$T/agent.err"
 	sed -i 's/^exponential_backoff_max_delay = 60000$/verifier_url = "http:\/\/127.0.0.1:9"/' "$T/etc/agent.conf"
 	kill -HUP "$AGENT_PID"

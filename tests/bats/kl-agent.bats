@@ -366,9 +366,10 @@ test_backoff: warning: seconds_to_next_attestation -5 is negative: using 0" ]
 
 # --- configuration ---
 
-# once_with_url_warning: run --once and print the verifier_url it warned about.
+# url_warned: run --once (--insecure: an http:// verifier is refused without
+# it) and print the verifier_url it warned about.
 url_warned() {
-	run -0 --separate-stderr kl_run kl-agent --once "$@"
+	run -0 --separate-stderr kl_run kl-agent --once --insecure "$@"
 	sed -n 's/^kl-agent: warning: verifier_url \(.*\): plain HTTP.*/\1/p' <<<"$stderr"
 }
 
@@ -484,6 +485,12 @@ url_warned() {
 	run -100 --separate-stderr kl_run kl-agent --check
 	[ "$stderr" = 'kl-agent: error: unknown option "--check"
 usage: kl-agent [--once] [--verdict] [options]' ]
+	[ ! -e "$T/calls.log" ]
+}
+
+@test "config: an http:// verifier without --insecure is refused: exit 100, one line, no step runs" {
+	run -100 --separate-stderr kl_run kl-agent --once --verifier-url http://user:pw@127.0.0.1:9
+	[ "$stderr" = "kl-agent: error: verifier_url http://127.0.0.1:9 is plain HTTP: refused, the bearer token and the evidence would travel unencrypted (use https://, or --insecure for a test verifier without TLS)" ]
 	[ ! -e "$T/calls.log" ]
 }
 

@@ -8,7 +8,7 @@
 #   faults_setup / faults_teardown             a fresh agent (agent_new) per test
 #   (setup_file, teardown_file, setup and teardown call them; a file may
 #   define its own after the load)
-#   start_agent [OPT...] / stop_agent          kl-agent -v in the background (after
+#   start_agent [OPT...] / stop_agent          kl-agent --verbose in the background (after
 #                                              the command in AGENT_START, if any)
 #   enroll                                     register (kl-register) and enroll
 #   vfault JSON / rfault JSON                  a fault rule at the verifier / registrar
@@ -74,7 +74,7 @@ start_agent() {
 	[ "${KL_WRAP:-}" = valgrind ] && cmd=(valgrind -q --error-exitcode=97 --leak-check=full \
 		--errors-for-leak-kinds=definite "${cmd[@]}")
 	# AGENT_START: a prefix that execs its arguments (kl-agent stays $!).
-	"${AGENT_START[@]}" "${cmd[@]}" -v --timeout 1500 "$@" 2>>"$T/agent.err" 3>&- &
+	"${AGENT_START[@]}" "${cmd[@]}" --verbose --timeout 1500 "$@" 2>>"$T/agent.err" 3>&- &
 	AGENT_PID=$!
 }
 
