@@ -53,15 +53,15 @@ load ../faults/faults
 	start_agent
 	wait_pass $WINDOW
 	grep -q "flushed [0-9]* leftover objects/sessions" "$T/agent.err"
-	# While it runs: each kl-quote killed three times, leaving what it had loaded.
-	kills=0
-	for ((i = 0; i < 2000 && kills < 3; i++)); do	# one cycle per 2 s: up to 20 s
+	# While it runs: kl-quote killed when caught (a quote lasts ~15 ms, so how
+	# many are caught depends on the machine's load: tpmfault.bats and
+	# perf.bats kill at chosen points); whatever they left must be flushed.
+	for ((i = 0; i < 1000; i++)); do
 		if q=$(pgrep -P "$AGENT_PID" -x kl-quote); then
-			kill -KILL $q 2>/dev/null && kills=$((kills + 1))
+			kill -KILL $q 2>/dev/null || true
 		fi
 		sleep 0.01
 	done
-	[ "$kills" = 3 ]
 	pass_after_clear
 	stop_agent
 	[ -z "$(tpm2_getcap handles-transient)" ]
