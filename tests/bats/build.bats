@@ -91,7 +91,7 @@ protocol_cites() {
 @test "docs: nothing refers outside the repository; each docs/protocol.md §N exists" {
 	cd "$KL_TOP"
 	git rev-parse --git-dir >/dev/null 2>&1 || skip "not a git checkout"
-	run git grep -n -I -E 'PROTOCOL[.]md|[.][.]/shared|/work/share[d]'
+	run git grep -n -I -E 'PROTOCOL[.]md|[.][.]/shared|/work/share[d]|keylime-re[f]'
 	[ "$status" -eq 1 ] || { printf '%s\n' "$output"; false; }
 	heads=$(sed -nE 's/^#{2,4} ([0-9]+(\.[0-9]+)*)\.? .*/\1/p' docs/protocol.md | sort -u)
 	[ "$(wc -l <<<"$heads")" -ge 40 ]

@@ -57,8 +57,8 @@ verdict() { kl_verdicts "$ID" --wait "$1" | jq -c ".attestations[$(($1 - 1))]"; 
 
 # ------------------------------------------------------------- TPM parsing
 
-@test "peers' checks pass the real Keylime exchange (keylime-ref) with Keylime's own choices" {
-	run -0 klfix check-capture "$BATS_TEST_DIRNAME/fixtures/peers/keylime-ref"
+@test "peers' checks pass the real Keylime exchange (captured from upstream Keylime) with Keylime's own choices" {
+	run -0 klfix check-capture "$BATS_TEST_DIRNAME/fixtures/peers/upstream-exchange"
 	jq -e '.register and .blob and .pop == null
 		and ([.cycles[] | [.same_choice, .offset, .evaluation, .certified]]
 		     == [[true, 0, "pass", 4], [true, 4, "pass", 1], [true, 5, "pass", 1]])' <<<"$output"
