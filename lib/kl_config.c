@@ -679,3 +679,35 @@ kl_config_tcti(const struct kl_config *cfg)
 		return cfg->tcti;
 	return t && *t ? t : DEFAULT_TCTI;
 }
+
+int
+kl_config_algorithms(const struct kl_config *c, char *why, size_t cap)
+{
+	static const char *const hashes[] = { "sha1", "sha256", "sha384", "sha512", "sm3_256", NULL };
+	const char *enc = c->tpm_encryption_alg, *sig = c->tpm_signing_alg;
+	int known = 0;
+
+	if (strcmp(enc, "rsa") != 0 && strcmp(enc, "ecc") != 0) {
+		snprintf(why, cap, "tpm_encryption_alg \"%s\": kl supports rsa (RSA-2048) "
+		    "and ecc (P-256)", enc);
+		return -1;
+	}
+	for (size_t i = 0; hashes[i]; i++)
+		known |= strcmp(hashes[i], c->tpm_hash_alg) == 0;
+	if (!known) {
+		snprintf(why, cap, "tpm_hash_alg \"%s\": not one of sha1, sha256, sha384, "
+		    "sha512, sm3_256", c->tpm_hash_alg);
+		return -1;
+	}
+	if (strcmp(enc, "rsa") == 0 && strcmp(sig, "rsassa") != 0 && strcmp(sig, "rsapss") != 0) {
+		snprintf(why, cap, "tpm_signing_alg \"%s\": an RSA AK signs with rsassa or "
+		    "rsapss%s", sig, strcmp(sig, "ecdsa") == 0 ?
+		    " (ecdsa needs tpm_encryption_alg = \"ecc\")" : "");
+		return -1;
+	}
+	if (strcmp(enc, "ecc") == 0 && strcmp(sig, "ecdsa") != 0) {
+		snprintf(why, cap, "tpm_signing_alg \"%s\": an ECC AK signs with ecdsa", sig);
+		return -1;
+	}
+	return 0;
+}

@@ -123,4 +123,11 @@ const char *kl_config_api_prefix(const struct kl_config *cfg);
 /* TCTI: cfg->tcti, else env TCTI, else "device:/dev/tpmrm0" (borrowed). */
 const char *kl_config_tcti(const struct kl_config *cfg);
 
+/*
+ * Do tpm_encryption_alg, tpm_hash_alg and tpm_signing_alg name an AK kl can
+ * make (docs/protocol.md §8.2)? 0, or -1 with the reason in why (not logged:
+ * kl-register fails with it, kl-doctor reports it).
+ */
+int kl_config_algorithms(const struct kl_config *c, char *why, size_t cap);
+
 #endif

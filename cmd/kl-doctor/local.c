@@ -29,24 +29,11 @@
 
 /* ---- configuration ---- */
 
-static int
-one_of(const char *v, const char *const *list)
-{
-	for (; *list; list++)
-		if (strcmp(v, *list) == 0)
-			return 1;
-	return 0;
-}
-
 /* Values the loader takes as strings but kl refuses later: one line, or "" when fine. */
 static void
 value_problems(const struct kl_config *c, char *out, size_t cap)
 {
-	static const char *const hashes[] = { "sha1", "sha256", "sha384", "sha512", "sm3_256", NULL };
-	static const char *const encs[] = { "rsa", "ecc", NULL };
-	static const char *const rsa_sigs[] = { "rsassa", "rsapss", NULL };
-	static const char *const ecc_sigs[] = { "ecdsa", NULL };
-	int ecc = strcmp(c->tpm_encryption_alg, "ecc") == 0;
+	char why[200];
 	size_t o = 0;
 
 	out[0] = '\0';
@@ -54,13 +41,9 @@ value_problems(const struct kl_config *c, char *out, size_t cap)
 	if (k_ > 0 && (size_t)k_ < cap - o) o += (size_t)k_; \
 	k_ = snprintf(out + o, cap - o, __VA_ARGS__); \
 	if (k_ > 0 && (size_t)k_ < cap - o) o += (size_t)k_; } while (0)
-	if (!one_of(c->tpm_encryption_alg, encs))
-		PROBLEM("tpm_encryption_alg \"%.32s\" is not rsa or ecc", c->tpm_encryption_alg);
-	if (!one_of(c->tpm_hash_alg, hashes))
-		PROBLEM("tpm_hash_alg \"%.32s\" is not a TPM hash", c->tpm_hash_alg);
-	if (!one_of(c->tpm_signing_alg, ecc ? ecc_sigs : rsa_sigs))
-		PROBLEM("tpm_signing_alg \"%.32s\" does not go with tpm_encryption_alg %s",
-		    c->tpm_signing_alg, ecc ? "ecc" : "rsa");
+	/* kl-register's own check (kl_config_algorithms): the same words. */
+	if (kl_config_algorithms(c, why, sizeof(why)) != 0)
+		PROBLEM("%s", why);
 	if (strcmp(c->uuid, "generate") != 0 && strcmp(c->uuid, "hash_ek") != 0 &&
 	    !kl_uuid_valid(c->uuid))
 		PROBLEM("uuid \"%.64s\" is not a UUID, generate or hash_ek", c->uuid);

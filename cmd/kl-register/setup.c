@@ -46,31 +46,6 @@ setup_uuid(struct reg *r, const char *uuid)
 	return KL_OK;
 }
 
-/* The AK algorithms must fit together before the TPM is asked (§8.2). */
-static int
-setup_algorithms(const struct kl_config *c)
-{
-	static const char *const hashes[] = { "sha1", "sha256", "sha384", "sha512", "sm3_256", NULL };
-	const char *enc = c->tpm_encryption_alg, *sig = c->tpm_signing_alg;
-	int known = 0;
-
-	if (strcmp(enc, "rsa") != 0 && strcmp(enc, "ecc") != 0)
-		return kl_fail(KL_PERM, "tpm_encryption_alg \"%s\": kl supports rsa (RSA-2048) "
-		    "and ecc (P-256)", enc);
-	for (size_t i = 0; hashes[i]; i++)
-		known |= strcmp(hashes[i], c->tpm_hash_alg) == 0;
-	if (!known)
-		return kl_fail(KL_PERM, "tpm_hash_alg \"%s\": not one of sha1, sha256, sha384, "
-		    "sha512, sm3_256", c->tpm_hash_alg);
-	if (strcmp(enc, "rsa") == 0 && strcmp(sig, "rsassa") != 0 && strcmp(sig, "rsapss") != 0)
-		return kl_fail(KL_PERM, "tpm_signing_alg \"%s\": an RSA AK signs with rsassa or "
-		    "rsapss%s", sig, strcmp(sig, "ecdsa") == 0 ?
-		    " (ecdsa needs tpm_encryption_alg = \"ecc\")" : "");
-	if (strcmp(enc, "ecc") == 0 && strcmp(sig, "ecdsa") != 0)
-		return kl_fail(KL_PERM, "tpm_signing_alg \"%s\": an ECC AK signs with ecdsa", sig);
-	return KL_OK;
-}
-
 /* Add "2.N" to the enabled list, newest first, once. */
 static int
 add_version(struct reg *r, const char *v, size_t len)
@@ -187,6 +162,7 @@ setup_transport(struct reg *r, const struct kl_config *c)
 int
 reg_setup(struct reg *r, const struct kl_config *cfg)
 {
+	char why[200];
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -200,8 +176,10 @@ reg_setup(struct reg *r, const struct kl_config *cfg)
 	if (cfg->avoid_tpm)
 		return kl_fail(KL_PERM, "--avoid-tpm: kl-register needs a TPM "
 		    "(for tests: swtpm and --tcti)");
-	if ((rc = setup_algorithms(cfg)) != KL_OK ||
-	    (rc = setup_versions(r, cfg->registrar_api_versions)) != KL_OK ||
+	/* The AK algorithms must fit together before the TPM is asked. */
+	if (kl_config_algorithms(cfg, why, sizeof(why)) != 0)
+		return kl_fail(KL_PERM, "%s", why);
+	if ((rc = setup_versions(r, cfg->registrar_api_versions)) != KL_OK ||
 	    (rc = setup_transport(r, cfg)) != KL_OK)
 		return rc;
 	if ((r->ak_path = kl_config_agent_data(cfg)) == NULL)

@@ -174,7 +174,7 @@ result() { jq -r --arg n "$1" '.checks[] | select(.check == $n) | .result' <<<"$
 	conf attestation_interval_seconds 60
 	conf tpm_signing_alg '"ecdsa"'
 	run -1 --separate-stderr kl_run kl-doctor --json
-	[[ $(check config) == "fail read $C; tpm_signing_alg \"ecdsa\" does not go with tpm_encryption_alg rsa" ]]
+	[[ $(check config) == "fail read $C; tpm_signing_alg \"ecdsa\": an RSA AK signs with rsassa or rsapss (ecdsa needs tpm_encryption_alg = \"ecc\")" ]]
 	run -100 --separate-stderr kl_run kl-doctor --no-such-option
 	[ -z "$output" ]
 }
