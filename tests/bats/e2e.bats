@@ -205,7 +205,7 @@ last_verdict() { kl_verdicts "$AGENT_ID" --wait "${1:-1}" | jq -c '.attestations
 	# ... and the token is in none of it, nor in any file under keylime_dir
 	# but the kept session (0600, checked below with every file).
 	[[ $output != *"$secret"* ]]
-	[ "$(grep -rlF "$secret" "$KDIR")" = "$KDIR/kl-session.json" ]
+	[ "$(grep -rlF -- "$secret" "$KDIR")" = "$KDIR/kl-session.json" ]
 	[ -n "$(find "$KDIR" -type f)" ]
 	[ -z "$(find "$KDIR" -type f ! -perm 0600)" ]
 	last_verdict | jq -e '.evaluation == "pass"'

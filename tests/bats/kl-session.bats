@@ -85,7 +85,7 @@ kl-session: info: reusing the session token valid until $(jq -r .session.expires
 	tok=$(jq -r .session.token <<<"$output")
 	[ -n "$tok" ] && [ "${#stderr_lines[@]}" -gt 10 ]
 	[[ $stderr != *"${tok#*.}"* ]]
-	[ "$(grep -rlF "${tok#*.}" "$D")" = "$KDIR/kl-session.json" ]
+	[ "$(grep -rlF -- "${tok#*.}" "$D")" = "$KDIR/kl-session.json" ]
 	[ "$(stat -c %a "$KDIR/kl-session.json")" = 600 ]
 	# No step takes a token on its command line.
 	for step in kl-session kl-negotiate kl-submit; do
