@@ -39,7 +39,7 @@ register_and_enroll() {
 wait_passes() {
 	local n=$1 s=${2:-30} i
 	for ((i = 0; i < s * 10; i++)); do
-		[ "$(kl_peer_ctl GET "$KL_VERIFIER_CTL/agents/$AGENT_ID" | jq .attestation_count)" -ge "$n" ] && return 0
+		[ "$(kl_passes "$AGENT_ID")" -ge "$n" ] && return 0
 		sleep 0.1
 	done
 	kl_peer_ctl GET "$KL_VERIFIER_CTL/agents/$AGENT_ID" | jq -c '{status, attestation_count}' >&2
