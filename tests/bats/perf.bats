@@ -147,3 +147,27 @@ for l in open(sys.argv[2]): print(kltpm.ImaEntry(l.rstrip("\n")).extend_value("s
 	kl_run kl-negotiate <"$t/warm.session.json" >"$t/neg.json"
 	[ "$(tpm_cc kl-quote "$t/neg.json" "$t/quote.json" | grep -cx "$CREATE_PRIMARY")" = 0 ]
 }
+
+# RSS (issue 10, docs/performance.md): Debian's libcurl loads GnuTLS, which
+# initialises itself in its constructor unless GNUTLS_NO_IMPLICIT_INIT=1; kl's
+# TLS is OpenSSL, so kl-agent gives its steps that switch (0.6-0.8 MiB each).
+@test "perf: kl-agent runs its steps without GnuTLS's implicit initialisation; an operator's value is kept" {
+	local t=$BATS_TEST_TMPDIR s
+	# The steps themselves, with the switch, attest as usual.
+	ima_measure /usr/bin/perf-gnutls
+	GNUTLS_NO_IMPLICIT_INIT=1 steady_cycle "$t/gnutls"
+	last_verdict | jq -e '.evaluation == "pass"'
+	# kl-agent sets it for its steps (fake ones here, which log their environment).
+	export KL_SYSCONFDIR=$t/etc KEYLIME_DIR=$t/lib KL_STEP_DIR=$t/steps KL_FAKE_DIR=$t
+	mkdir -p "$KL_SYSCONFDIR" "$KEYLIME_DIR" "$KL_STEP_DIR"
+	kl_no_caller_config
+	for s in kl-register kl-session kl-negotiate kl-quote kl-submit; do
+		ln -s "$BATS_TEST_DIRNAME/fixtures/agent/fake-step" "$KL_STEP_DIR/$s"
+	done
+	unset GNUTLS_NO_IMPLICIT_INIT
+	run -0 kl_run kl-agent --once -v https://v.invalid --tcti swtpm:port=1
+	grep -qx "env kl-session 1: GNUTLS_NO_IMPLICIT_INIT=1" "$t/calls.log"
+	grep -qx "env kl-submit 1: GNUTLS_NO_IMPLICIT_INIT=1" "$t/calls.log"
+	GNUTLS_NO_IMPLICIT_INIT=0 run -0 kl_run kl-agent --once -v https://v.invalid --tcti swtpm:port=1
+	grep -qx "env kl-submit 2: GNUTLS_NO_IMPLICIT_INIT=0" "$t/calls.log"
+}
