@@ -24,28 +24,26 @@ BASE_PKGS = jansson
 TSS_PKGS  = tss2-esys tss2-mu tss2-tctildr tss2-rc
 TPM_LIB   = kl_tpm kl_akfile kl_crypto kl_crypto_rand
 TPM_PKGS  = $(TSS_PKGS) libcrypto
-HTTP_LIB  = kl_http kl_crypto kl_crypto_tls kl_crypto_rand
-# kl_http resumes TLS sessions through OpenSSL (kl_crypto_tls): libssl.
-HTTP_PKGS = libcurl libssl libcrypto
+HTTP_LIB  = kl_http kl_crypto_rand
 
 kl-register_LIB   = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_hash_ek
-kl-register_PKGS  = $(BASE_PKGS) $(HTTP_PKGS) $(TPM_PKGS)
+kl-register_PKGS  = $(BASE_PKGS) libcurl $(TPM_PKGS)
 kl-session_LIB    = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_identity kl_api kl_token
-kl-session_PKGS   = $(BASE_PKGS) $(HTTP_PKGS) $(TPM_PKGS)
+kl-session_PKGS   = $(BASE_PKGS) libcurl $(TPM_PKGS)
 kl-negotiate_LIB  = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_api kl_ima kl_uefi kl_token
-kl-negotiate_PKGS = $(BASE_PKGS) $(HTTP_PKGS) $(TPM_PKGS)
+kl-negotiate_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
 kl-quote_LIB      = $(BASE_LIB) $(TPM_LIB) kl_identity kl_ima kl_uefi
 kl-quote_PKGS     = $(BASE_PKGS) $(TPM_PKGS)
 kl-submit_LIB     = $(BASE_LIB) $(HTTP_LIB) kl_api kl_token
-kl-submit_PKGS    = $(BASE_PKGS) $(HTTP_PKGS)
+kl-submit_PKGS    = $(BASE_PKGS) libcurl
 kl-verdict_LIB    = $(BASE_LIB) $(HTTP_LIB) kl_api
-kl-verdict_PKGS   = $(BASE_PKGS) $(HTTP_PKGS)
+kl-verdict_PKGS   = $(BASE_PKGS) libcurl
 kl-agent_LIB      = $(BASE_LIB) kl_backoff kl_status kl_metrics kl_crypto_rand
 kl-agent_PKGS     = $(BASE_PKGS)
 kl-doctor_LIB     = $(BASE_LIB) $(HTTP_LIB) $(TPM_LIB) kl_hash_ek kl_api
-kl-doctor_PKGS    = $(BASE_PKGS) $(HTTP_PKGS) $(TPM_PKGS)
+kl-doctor_PKGS    = $(BASE_PKGS) libcurl $(TPM_PKGS)
 
-ALL_PKGS = $(BASE_PKGS) $(HTTP_PKGS) $(TPM_PKGS)
+ALL_PKGS = $(BASE_PKGS) libcurl $(TPM_PKGS)
 
 # The wrapper targets install missing packages first, then run make again;
 # `make version` needs no library.

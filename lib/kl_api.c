@@ -46,9 +46,6 @@ kl_api_init(struct kl_api *a, const struct kl_config *cfg)
 		if ((a->ca = kl_config_verifier_ca(cfg)) == NULL)
 			return kl_fail(KL_TEMP, "out of memory");
 		a->http.ca_file = a->ca;
-		/* A cache only: without it (out of memory) every step makes a full handshake. */
-		a->tls_session = kl_config_path(cfg, KL_API_TLS_SESSION_FILE, NULL);
-		a->http.tls_session_file = a->tls_session;
 	}
 	return KL_OK;
 }
@@ -57,7 +54,6 @@ void
 kl_api_release(struct kl_api *a)
 {
 	free(a->ca);
-	free(a->tls_session);
 	free(a->base);
 	memset(a, 0, sizeof(*a));
 }

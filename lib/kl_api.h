@@ -12,13 +12,10 @@
 #include "kl_http.h"
 
 #define KL_API_CTYPE "application/vnd.api+json"
-/* The verifier's TLS session, kept for the next step (kl_http.h), 0600. */
-#define KL_API_TLS_SESSION_FILE "kl-tls-session.json"
 
 struct kl_api {
 	struct kl_http_opts http;
 	char *ca;		/* owned: verifier CA file */
-	char *tls_session;	/* owned: <keylime_dir>/KL_API_TLS_SESSION_FILE */
 	char *base;		/* owned: verifier URL without trailing '/' */
 	const char *prefix;	/* "/v3.0" */
 };

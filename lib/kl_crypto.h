@@ -86,32 +86,6 @@ int kl_crypto_ca_file(const char *path, int *count, int *expired, char *subject,
 /* "OpenSSL 3.0.x ..." (for kl-doctor's bundle). */
 const char *kl_crypto_version(void);
 
-/* ---- kl_crypto_tls.c (libssl): TLS session resumption across processes ---- */
-
-/*
- * What one connection offers and gets. A TLS session holds a resumption
- * secret: offer and got are secrets (never logged; got is wiped by release).
- */
-struct kl_crypto_tls_resume {
-	const unsigned char *offer;	/* a saved session (i2d_SSL_SESSION DER) or NULL */
-	size_t offer_len;
-	unsigned char *got;		/* the server's first resumable session, DER, or NULL */
-	size_t got_len;
-	int offered;			/* the handshake started with offer looked at */
-	int bad_offer;			/* ... and it did not parse: a full handshake */
-	int done;			/* the handshake finished ... */
-	int resumed;			/* ... and resumed the offered session */
-};
-
-/*
- * Hook r onto an OpenSSL SSL_CTX (libcurl's, from CURLOPT_SSL_CTX_FUNCTION,
- * before the connection's SSL is made): offer r->offer when the handshake
- * starts, and keep the first session the server sends in r->got. r must
- * outlive the connection. 0 or -1 (nothing hooked).
- */
-int kl_crypto_tls_resume_attach(void *ssl_ctx, struct kl_crypto_tls_resume *r);
-void kl_crypto_tls_resume_release(struct kl_crypto_tls_resume *r);
-
 /* ---- kl_crypto_rand.c (no library) ---- */
 
 /*

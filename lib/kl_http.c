@@ -16,9 +16,7 @@
 #include <jansson.h>
 
 #include "kl_crypto.h"
-#include "kl_file.h"
 #include "kl_http.h"
-#include "kl_json.h"
 #include "kl_log.h"
 #include "kl_prog.h"
 #include "kl_rc.h"
@@ -28,7 +26,6 @@
 #define DEFAULT_TIMEOUT_MS 5000L
 #define DESCRIBE_RAW_MAX 200	/* bytes of a non-JSON error body shown */
 #define CONTENT_TYPE_MAX 200
-#define TLS_CACHE_MAX 65536	/* bytes of a TLS session cache file */
 
 /* What the curl callbacks fill in while one request runs. */
 struct xfer {
@@ -293,130 +290,12 @@ make_headers(const struct kl_http_req *rq, const char *request_id)
 	return l;
 }
 
-/* ---- TLS session cache (kl_http.h) ---- */
-
-struct tls_cache {
-	struct kl_crypto_tls_resume r;
-	const char *path;	/* NULL: no cache for this request */
-	char origin[256];	/* "https://host:port" of the URL */
-	char ca[65];		/* hex SHA-256 of the CA file */
-	unsigned char *der;	/* the saved session read from path */
-	size_t der_len;
-};
-
-static void
-tls_cache_notice(const struct tls_cache *c)
-{
-	kl_notice("%s: not a saved TLS session: ignored (a full handshake)", c->path);
-}
-
-/* The saved session when it is for this origin and CA; 0, or -1 when the file is bad. */
-static int
-tls_cache_take(struct tls_cache *c, const char *text, size_t len)
-{
-	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-	const char *origin = json_string_value(json_object_get(j, "origin"));
-	const char *ca = json_string_value(json_object_get(j, "ca_sha256"));
-	const char *ses = json_string_value(json_object_get(j, "session"));
-	int rc = 0;
-
-	if (origin == NULL || ca == NULL || ses == NULL)
-		rc = -1;
-	else if (strcmp(origin, c->origin) != 0 || strcmp(ca, c->ca) != 0)
-		kl_debug("%s: a TLS session for another server or CA: not offered", c->path);
-	else if (kl_b64_decode(ses, &c->der, &c->der_len) != 0 || c->der_len == 0)
-		rc = -1;
-	else {
-		c->r.offer = c->der;
-		c->r.offer_len = c->der_len;
-	}
-	json_decref(j);	/* the wiping allocator clears the session's text */
-	return rc;
-}
-
-/* Before the request: the cache's path, origin and CA, and a usable saved session. */
-static void
-tls_cache_open(struct tls_cache *c, const struct kl_http_opts *o, const struct kl_http_req *rq)
-{
-	const char *host = rq->url + 8, *end = host + strcspn(host, "/?#");
-	char *text = NULL;
-	size_t len = 0;
-
-	memset(c, 0, sizeof(*c));
-	if (o->tls_session_file == NULL || o->insecure || o->no_verify_host ||
-	    o->ca_file == NULL || !has_prefix_ci(rq->url, "https://") ||
-	    (size_t)(end - rq->url) >= sizeof(c->origin))
-		return;
-	memcpy(c->origin, rq->url, (size_t)(end - rq->url));
-	if (kl_file_read_config(o->ca_file, KL_HTTP_MAX_RESPONSE, 0, &text, &len) != KL_OK)
-		return;		/* curl says what is wrong with the CA file */
-	if (kl_crypto_sha256_hex(text, len, c->ca) != 0) {
-		free(text);
-		return;
-	}
-	free(text);
-	text = NULL;
-	c->path = o->tls_session_file;
-	if (kl_file_read(c->path, TLS_CACHE_MAX, 1, &text, &len) != KL_OK || text == NULL)
-		return;
-	if (tls_cache_take(c, text, len) != 0)
-		tls_cache_notice(c);
-	kl_secret_free(text, len);
-}
-
-/* After a full handshake that verified the server: keep its session. */
-static void
-tls_cache_save(const struct tls_cache *c)
-{
-	char *b64, *text = NULL;
-	json_t *j;
-	size_t len = 0;
-
-	if (c->path == NULL || c->r.got == NULL || c->r.resumed)
-		return;
-	if ((b64 = kl_b64_encode(c->r.got, c->r.got_len)) == NULL)
-		return;
-	j = json_pack("{s:s,s:s,s:s}", "origin", c->origin, "ca_sha256", c->ca, "session", b64);
-	kl_secret_free(b64, strlen(b64));
-	if (j != NULL && (text = kl_json_dump(j, &len)) != NULL) {
-		if (kl_file_write_atomic(c->path, text, len) != KL_OK)
-			kl_info("%s: the TLS session is not kept: the next request makes a full handshake",
-			    c->path);
-	}
-	json_decref(j);
-	kl_secret_free(text, len);
-}
-
-static void
-tls_cache_close(struct tls_cache *c)
-{
-	if (c->r.bad_offer)
-		tls_cache_notice(c);
-	kl_crypto_tls_resume_release(&c->r);
-	kl_secret_free(c->der, c->der_len);
-	c->der = NULL;
-}
-
-/* CURLOPT_SSL_CTX_FUNCTION: hook the cache onto curl's SSL_CTX. */
-static CURLcode
-on_ssl_ctx(CURL *h, void *ssl_ctx, void *arg)
-{
-	struct tls_cache *c = arg;
-
-	(void)h;
-	if (kl_crypto_tls_resume_attach(ssl_ctx, &c->r) != 0)
-		kl_debug("%s: cannot hook the TLS session cache: a full handshake", c->path);
-	return CURLE_OK;
-}
-
-/* ---- curl set-up ---- */
-
 /* Stop at the first option curl refuses: a TLS option ignored would be a hole. */
 #define TRY(call) do { CURLcode c_ = (call); if (c_ != CURLE_OK) return c_; } while (0)
 
 static CURLcode
 setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
-      struct curl_slist *hdrs, struct xfer *x, char *errbuf, struct tls_cache *tc)
+      struct curl_slist *hdrs, struct xfer *x, char *errbuf)
 {
 	const char *protos = o->require_tls ? "https" : "http,https";
 	long cto = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -456,10 +335,6 @@ setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
 	TRY(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L));
 	TRY(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST,
 	    o->insecure || o->no_verify_host ? 0L : 2L));
-	if (tc->path != NULL) {
-		TRY(curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx));
-		TRY(curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, tc));
-	}
 
 	if (with_body) {
 		TRY(curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -600,7 +475,6 @@ int
 kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl_http_resp *resp)
 {
 	struct xfer x = { 0 };
-	struct tls_cache tc = { 0 };
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *retry = NULL, *date = NULL;
@@ -630,8 +504,7 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 		rc = req_fail(KL_TEMP, rq, "out of memory");
 		goto out;
 	}
-	tls_cache_open(&tc, o, rq);
-	if ((cc = setup(h, o, rq, hdrs, &x, errbuf, &tc)) != CURLE_OK) {
+	if ((cc = setup(h, o, rq, hdrs, &x, errbuf)) != CURLE_OK) {
 		rc = req_fail(KL_PERM, rq, "libcurl refused an option: %s", curl_easy_strerror(cc));
 		goto out;
 	}
@@ -662,13 +535,10 @@ kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl
 		resp->retry_after = kl_http_parse_retry_after(retry, time(NULL));
 	if (date != NULL && (resp->date = curl_getdate(date, NULL)) < 0)
 		resp->date = 0;
-	kl_info("%s %s: HTTP %ld, %zu bytes in %llu ms%s", rq->method, url,
-	    resp->status, resp->len, (unsigned long long)(kl_now_ms() - t0),
-	    tc.r.resumed ? ", TLS resumed" : "");
-	tls_cache_save(&tc);
+	kl_info("%s %s: HTTP %ld, %zu bytes in %llu ms", rq->method, url,
+	    resp->status, resp->len, (unsigned long long)(kl_now_ms() - t0));
 	rc = KL_OK;
 out:
-	tls_cache_close(&tc);
 	free(retry);
 	free(date);
 	if (h != NULL)

@@ -36,7 +36,6 @@ struct kl_http_opts {
 	long connect_timeout_ms;	/* 0: 5000 */
 	long timeout_ms;		/* 0: 5000 (upstream --timeout) */
 	size_t max_response;		/* 0: KL_HTTP_MAX_RESPONSE */
-	const char *tls_session_file;	/* NULL, or the 0600 TLS session cache (below) */
 };
 
 struct kl_http_req {
@@ -95,20 +94,6 @@ struct kl_http_resp {
 void kl_http_tls_relax(struct kl_http_opts *o, const char *url, int insecure,
     int accept_invalid_certs, int accept_invalid_hostnames);
 
-/*
- * TLS session resumption across processes (o->tls_session_file, set by
- * kl_api for the verifier): a full handshake with verification on saves the
- * server's session (a TLS 1.3 ticket or a TLS 1.2 session) in the file, 0600,
- * with the URL's origin (scheme, host, port) and the SHA-256 of the CA file;
- * the next request to the same origin under the same CA offers it and, when
- * the server takes it, skips the certificate chain and its check (the key
- * exchange still runs: OpenSSL resumes with psk_dhe_ke). A session is reused
- * until the server refuses it or it expires (its lifetime hint), then the
- * full handshake saves a new one. A file for another origin or CA is not
- * offered; one that does not parse is ignored with one notice. Off with
- * insecure or no_verify_host. The file holds a resumption secret: never
- * logged. The info line of a resumed request ends in ", TLS resumed".
- */
 int kl_http_do(const struct kl_http_opts *o, const struct kl_http_req *rq, struct kl_http_resp *resp);
 void kl_http_resp_release(struct kl_http_resp *resp);
 
