@@ -43,8 +43,9 @@ kl_file_write_atomic(const char *path, const void *buf, size_t len)
 	return kl_file_write_atomic_mode(path, buf, len, 0600);
 }
 
-int
-kl_file_write_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode)
+/* Write "<path>.tmp.<pid>" and rename it over path; fsync both when durable. */
+static int
+replace(const char *path, const void *buf, size_t len, unsigned mode, int durable)
 {
 	char tmp[4096];
 	const char *p = buf;
@@ -75,7 +76,7 @@ kl_file_write_atomic_mode(const char *path, const void *buf, size_t len, unsigne
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) != 0)
+	if (durable && fsync(fd) != 0)
 		goto fail;
 	if (close(fd) != 0) {
 		fd = -1;
@@ -84,7 +85,7 @@ kl_file_write_atomic_mode(const char *path, const void *buf, size_t len, unsigne
 	fd = -1;
 	if (rename(tmp, path) != 0)
 		goto fail;
-	if (fsync_dir_of(path) != 0)
+	if (durable && fsync_dir_of(path) != 0)
 		kl_warn("%s: fsync of its directory failed: %s", path, strerror(errno));
 	return KL_OK;
 fail:
@@ -93,6 +94,18 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return kl_fail(errno_rc(e), "%s: write: %s", path, strerror(e));
+}
+
+int
+kl_file_write_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode)
+{
+	return replace(path, buf, len, mode, 1);
+}
+
+int
+kl_file_replace_mode(const char *path, const void *buf, size_t len, unsigned mode)
+{
+	return replace(path, buf, len, mode, 0);
 }
 
 /*

@@ -229,7 +229,10 @@ ckpt_load(struct ckpt *ck, const char *path, const char *log, time_t boot_time)
 
 /*
  * Write ck to path. A checkpoint that cannot be saved costs only time on
- * the next run, so the caller goes on: kl_file_write_atomic has logged why.
+ * the next run, so the caller goes on: kl_file_replace_mode has logged why.
+ * It is a cache, so it is not fsynced (that was most of the per-cycle IMA
+ * cost, 9-24 ms of wall): after a power loss an older checkpoint is still
+ * checked against the log (boot time, tail bytes), and a broken one rebuilt.
  */
 static void
 ckpt_save(const struct ckpt *ck, const char *path, const char *log, time_t boot_time)
@@ -251,7 +254,7 @@ ckpt_save(const struct ckpt *ck, const char *path, const char *log, time_t boot_
 	if (j != NULL)
 		text = kl_json_dump(j, NULL);
 	if (text != NULL)
-		(void)kl_file_write_atomic(path, text, strlen(text));
+		(void)kl_file_replace_mode(path, text, strlen(text), 0600);
 	else
 		kl_warn("IMA checkpoint %s: cannot encode it; not saved", path);
 	json_decref(marks);

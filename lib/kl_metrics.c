@@ -123,7 +123,7 @@ kl_metrics_write(const char *path, const struct kl_status *st, const char *versi
 
 	if (text == NULL)
 		return kl_fail(KL_TEMP, "%s: out of memory", path);
-	rc = kl_file_write_atomic_mode(path, text, strlen(text), 0644);
+	rc = kl_file_replace_mode(path, text, strlen(text), 0644);
 	free(text);
 	return rc;
 }

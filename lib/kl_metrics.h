@@ -29,7 +29,7 @@
  */
 char *kl_metrics_text(const struct kl_status *st, const char *version);
 
-/* Write it to path (atomically, 0644). KL_OK, or KL_PERM/KL_TEMP after one line. */
+/* Write it to path (atomically, not fsynced: kl_file_replace_mode; 0644). KL_OK, or KL_PERM/KL_TEMP after one line. */
 int kl_metrics_write(const char *path, const struct kl_status *st, const char *version);
 
 #endif

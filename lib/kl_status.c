@@ -114,7 +114,7 @@ kl_status_write(const char *path, const struct kl_status *st, pid_t pid)
 	if (s == NULL)
 		return kl_fail(KL_TEMP, "%s: cannot encode the status", path);
 	s[n] = '\n';	/* over the NUL */
-	rc = kl_file_write_atomic_mode(path, s, n + 1, 0644);
+	rc = kl_file_replace_mode(path, s, n + 1, 0644);
 	free(s);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * kl_status.h - kl-agent's status file: one JSON object, replaced atomically
- * (kl_file.h) after every state change, so a monitor or a later
- * `kl-agent --once` never reads half of it. It holds no secret.
+ * (kl_file_replace_mode: not fsynced, a report) after every state change, so
+ * a monitor or a later `kl-agent --once` never reads half of it. It holds no
+ * secret.
  *
  *   {"state":"Negotiating","agent_id":"d432fbb3-...","last_success":"2026-...Z",
  *    "consecutive_failures":0,"next_due":"2026-...Z","last_exit_class":0,

@@ -96,6 +96,28 @@ teardown() {
 	[ "$(cat "$BATS_TEST_TMPDIR/target")" = keep ]
 }
 
+@test "file: replace (kl-agent's reports) is atomic like the atomic write, but not fsynced" {
+	f=$BATS_TEST_TMPDIR/status.json
+	run -0 kl_unit core replace "$f" hello
+	[ "$(cat "$f")" = hello ]
+	[ "$(stat -c %a "$f")" = 644 ]
+	ln -s "$f" "$BATS_TEST_TMPDIR/link"
+	run -100 --separate-stderr kl_unit core replace "$BATS_TEST_TMPDIR/link" evil
+	[[ $stderr == *"link: exists and is not a regular file" ]]
+	[ "$(cat "$f")" = hello ]
+	[ -z "$(ls "$BATS_TEST_TMPDIR" | grep tmp)" ]
+	command -v strace >/dev/null || skip "no strace: the fsyncs are not counted"
+	# -y names each descriptor's file: the state file and its directory, or nothing.
+	strace -f -y -e trace=fsync -o "$BATS_TEST_TMPDIR/atomic.trace" \
+	    "$KL_UNIT/test_core" atomic "$BATS_TEST_TMPDIR/state.json" x
+	grep -q "fsync(.*state.json.tmp" "$BATS_TEST_TMPDIR/atomic.trace"
+	[ "$(grep -c 'fsync(' "$BATS_TEST_TMPDIR/atomic.trace")" -eq 2 ]
+	strace -f -y -e trace=fsync -o "$BATS_TEST_TMPDIR/replace.trace" \
+	    "$KL_UNIT/test_core" replace "$f" again
+	[ "$(cat "$f")" = again ]
+	! grep -q 'fsync(' "$BATS_TEST_TMPDIR/replace.trace"
+}
+
 @test "file: atomic write into a missing directory is permanent, old file intact" {
 	run -100 --separate-stderr kl_unit core atomic "$BATS_TEST_TMPDIR/nodir/x" data
 	[[ $stderr == *"nodir/x.tmp."*": create: No such file or directory" ]]

@@ -4,6 +4,7 @@
  *
  *   test_core json-read [MAX]         read stdin as a kl document, write it back
  *   test_core atomic PATH TEXT        kl_file_write_atomic
+ *   test_core replace PATH TEXT       kl_file_replace_mode, 0644
  *   test_core read PATH MAX           kl_file_read, print the content
  *   test_core b64enc HEX | b64dec B64 | hexdec HEX
  *   test_core time-parse S | time-format EPOCH | btime FILE
@@ -51,6 +52,8 @@ main(int argc, char *argv[])
 	}
 	if (!strcmp(cmd, "atomic") && argc == 4)
 		return kl_file_write_atomic(argv[2], argv[3], strlen(argv[3]));
+	if (!strcmp(cmd, "replace") && argc == 4)
+		return kl_file_replace_mode(argv[2], argv[3], strlen(argv[3]), 0644);
 	if (!strcmp(cmd, "read") && argc == 4) {
 		char *buf;
 		size_t len;
