@@ -130,15 +130,18 @@ units: $(UNITS)
 deps:
 	scripts/deps
 
+# The builds below use every CPU (`make check` is timed from a clean clone).
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+
 # `make check`: install what is missing, build with -Werror, run every test.
 check:
 	scripts/deps
-	$(MAKE) WERROR=-Werror all units
+	$(MAKE) -j$(NPROC) WERROR=-Werror all units
 	scripts/run-tests $(BUILD)
 
 asan:
 	scripts/deps
-	$(MAKE) WERROR=-Werror BUILD=build-asan SAN=1 all units
+	$(MAKE) -j$(NPROC) WERROR=-Werror BUILD=build-asan SAN=1 all units
 	KL_ASAN=1 scripts/run-tests build-asan
 
 valgrind:
