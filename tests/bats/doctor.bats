@@ -105,7 +105,7 @@ result() { jq -r --arg n "$1" '.checks[] | select(.check == $n) | .result' <<<"$
 	openssl x509 -req -in "$t/s.csr" -CA "$KL_TEST_TLS_DIR/ca.crt" -CAkey "$KL_TEST_TLS_DIR/ca.key" \
 		-CAcreateserial -out "$t/s.crt" -days 1 -extfile "$t/ext" 2>/dev/null
 	_kl_peer_start verifier "$BATS_TEST_TMPDIR/v2" --tls-cert "$t/s.crt" --tls-key "$t/s.key"
-	conf verifier_url "\"https://127.0.0.1:$(_kl_port "$BATS_TEST_TMPDIR/v2" https)\""
+	conf verifier_url "\"https://127.0.0.1:$(jq -r .https "$BATS_TEST_TMPDIR/v2/ports.json")\""
 	run -1 --separate-stderr kl_run kl-doctor --json
 	kill "$(cat "$BATS_TEST_TMPDIR/v2/verifier.started")"
 	[[ $(check verifier-tls) == "fail "*"127.0.0.1"* ]]

@@ -75,7 +75,8 @@ _kl_peer_start() {
 	return 1
 }
 
-_kl_port() { jq -r ".$2" "$1/ports.json"; }
+# _kl_ports DIR: the peer's ports.json as "http https control" (one jq).
+_kl_ports() { jq -r '"\(.http) \(.https) \(.control)"' "$1/ports.json"; }
 
 kl_start_registrar() {
 	local dir=${1:-$(_kl_peers_tmp)/registrar}
@@ -83,10 +84,12 @@ kl_start_registrar() {
 	kl_peers_tls "${KL_TEST_TLS_DIR:-}" || return 1
 	_kl_peer_start registrar "$dir" --tls-cert "$KL_TEST_TLS_DIR/server.crt" \
 		--tls-key "$KL_TEST_TLS_DIR/server.key" "$@" || return 1
+	local http https control
+	read -r http https control < <(_kl_ports "$dir") || return 1
 	KL_REGISTRAR_DIR=$dir
-	KL_REGISTRAR_URL=http://127.0.0.1:$(_kl_port "$dir" http)
-	KL_REGISTRAR_TLS_URL=https://127.0.0.1:$(_kl_port "$dir" https)
-	KL_REGISTRAR_CTL=http://127.0.0.1:$(_kl_port "$dir" control)
+	KL_REGISTRAR_URL=http://127.0.0.1:$http
+	KL_REGISTRAR_TLS_URL=https://127.0.0.1:$https
+	KL_REGISTRAR_CTL=http://127.0.0.1:$control
 	export KL_REGISTRAR_DIR KL_REGISTRAR_URL KL_REGISTRAR_TLS_URL KL_REGISTRAR_CTL
 }
 
@@ -100,9 +103,11 @@ kl_start_verifier() {
 	kl_peers_tls "${KL_TEST_TLS_DIR:-}" || return 1
 	_kl_peer_start verifier "$dir" --tls-cert "$KL_TEST_TLS_DIR/server.crt" \
 		--tls-key "$KL_TEST_TLS_DIR/server.key" "$@" || return 1
+	local http https control
+	read -r http https control < <(_kl_ports "$dir") || return 1
 	KL_VERIFIER_DIR=$dir
-	KL_VERIFIER_URL=https://127.0.0.1:$(_kl_port "$dir" https)
-	KL_VERIFIER_CTL=http://127.0.0.1:$(_kl_port "$dir" control)
+	KL_VERIFIER_URL=https://127.0.0.1:$https
+	KL_VERIFIER_CTL=http://127.0.0.1:$control
 	export KL_VERIFIER_DIR KL_VERIFIER_URL KL_VERIFIER_CTL
 }
 
@@ -182,36 +187,45 @@ kl_enroll() {
 		esac
 		shift
 	done
+	# One jq builds the body (the AK from the registrar's record unless
+	# given, the tpm_policy from the PCRs read now): tests enroll ~200 times.
+	local reg='{}' body
 	if [ -z "$aik" ]; then
-		aik=$(kl_peer_ctl GET "$KL_REGISTRAR_CTL/agents/$id" | jq -er .aik_tpm) || {
+		reg=$(kl_peer_ctl GET "$KL_REGISTRAR_CTL/agents/$id") || {
 			echo "kl_enroll: agent $id is not registered" >&2
 			return 1
 		}
 	fi
-	if [ -z "$policy" ]; then
-		vals=
-		if [ -n "$pcrs" ]; then
-			tmp=$(mktemp) || return 1
-			tpm2_pcrread "$bank:$pcrs" -o "$tmp" >/dev/null || { rm -f "$tmp"; return 1; }
-			vals=$(xxd -p "$tmp" | tr -d '\n')
-			rm -f "$tmp"
-		fi
-		# tpm2_pcrread -o writes the values in ascending PCR order, back to back.
-		policy=$(jq -cn --arg pcrs "$pcrs" --arg vals "$vals" '
-			($pcrs | split(",") | map(tonumber) | sort | map(tostring)) as $p
-			| if ($p | length) == 0 then {} else
-			  (($vals | length) / ($p | length)) as $n
-			  | [range(0; $p | length) as $i
-			     | {key: $p[$i], value: [$vals[$i * $n:($i + 1) * $n]]}] | from_entries end')
+	vals=
+	if [ -z "$policy" ] && [ -n "$pcrs" ]; then
+		tmp=$(mktemp) || return 1
+		tpm2_pcrread "$bank:$pcrs" -o "$tmp" >/dev/null || { rm -f "$tmp"; return 1; }
+		vals=$(xxd -p "$tmp" | tr -d '\n')
+		rm -f "$tmp"
 	fi
-	kl_peer_ctl POST "$KL_VERIFIER_CTL/enroll" "$(jq -cn --arg id "$id" --arg aik "$aik" \
-		--argjson tp "$policy" --argjson ima "$ima" --argjson mb "$mb" \
-		--argjson h "$hashes" --argjson s "$signs" --argjson ecc "$ecc" --argjson own "$own" \
-		'{agent_id: $id, aik_tpm: $aik, tpm_policy: $tp, ima_policy: $ima, mb_policy: $mb,
-		  allow_ecc: $ecc}
-		 + (if $own then {pop_own_scheme: true} else {} end)
-		 + (if $h then {accept_tpm_hash_algs: $h} else {} end)
-		 + (if $s then {accept_tpm_signing_algs: $s} else {} end)')" >/dev/null
+	# tpm2_pcrread -o writes the values in ascending PCR order, back to back.
+	body=$(jq -cn --arg id "$id" --arg aik "$aik" --argjson reg "$reg" \
+		--arg policy "$policy" --arg pcrs "$pcrs" --arg vals "$vals" \
+		--argjson ima "$ima" --argjson mb "$mb" \
+		--argjson h "$hashes" --argjson s "$signs" --argjson ecc "$ecc" --argjson own "$own" '
+		(if $aik != "" then $aik
+		 else ($reg.aik_tpm // error("agent \($id) has no aik_tpm at the registrar")) end) as $k
+		| (if $policy != "" then $policy | fromjson
+		   else ($pcrs | split(",") | map(select(. != "") | tonumber) | sort | map(tostring)) as $p
+		   | if ($p | length) == 0 then {} else
+		     (($vals | length) / ($p | length)) as $n
+		     | [range(0; $p | length) as $i
+		        | {key: $p[$i], value: [$vals[$i * $n:($i + 1) * $n]]}] | from_entries end
+		   end) as $tp
+		| {agent_id: $id, aik_tpm: $k, tpm_policy: $tp, ima_policy: $ima, mb_policy: $mb,
+		   allow_ecc: $ecc}
+		  + (if $own then {pop_own_scheme: true} else {} end)
+		  + (if $h then {accept_tpm_hash_algs: $h} else {} end)
+		  + (if $s then {accept_tpm_signing_algs: $s} else {} end)') || {
+		echo "kl_enroll: no enrollment body for $id" >&2
+		return 1
+	}
+	kl_peer_ctl POST "$KL_VERIFIER_CTL/enroll" "$body" >/dev/null
 }
 
 # kl_verdicts AGENT_ID [--wait N] [--timeout S]: the verifier's control view of
