@@ -30,6 +30,12 @@ kl_backoff_delay_ms(long initial_ms, long max_ms, unsigned n, uint64_t r)
 	return cap <= 0 ? 0 : (long)(r % ((uint64_t)cap + 1));
 }
 
+long
+kl_sched_spread_ms(long bound_ms, uint64_t r)
+{
+	return bound_ms <= 0 ? 0 : (long)(r % (uint64_t)bound_ms);
+}
+
 const char *
 kl_sched_why_name(enum kl_sched_why why)
 {

@@ -29,6 +29,12 @@ long kl_backoff_cap_ms(long initial_ms, long max_ms, unsigned n);
  */
 long kl_backoff_delay_ms(long initial_ms, long max_ms, unsigned n, uint64_t r);
 
+/*
+ * A uniform random delay in [0, bound_ms) from r (0 when bound_ms <= 0): the
+ * start-up splay, and the phase spread after a start or a recovery.
+ */
+long kl_sched_spread_ms(long bound_ms, uint64_t r);
+
 /* Why the next cycle is due when it is (for log lines and --once output). */
 enum kl_sched_why {
 	KL_SCHED_HINT,		/* the reply's seconds_to_next_attestation */

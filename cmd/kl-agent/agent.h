@@ -47,6 +47,7 @@ struct agent {
 	struct kl_status st;
 	struct kl_sched sched;
 	unsigned attempt;		/* failed attempts since the last success: the backoff exponent */
+	bool rephase;			/* daemon: spread the wait after the next success (schedule.c) */
 	uint64_t cycle_start_ms;	/* when the current cycle began (kl_now_ms) */
 	bool verdict;			/* --verdict: kl-verdict after every cycle */
 	long unverdicted;		/* cycles done since kl-verdict last ran (verdict_every_cycles) */

@@ -78,6 +78,41 @@ agent_failure_delay_ms(struct agent *a, int class, const char **why)
 }
 
 /*
+ * The bound of the start-up splay and of the phase spread, in s: the
+ * smallest of startup_splay_seconds (0: neither) and the interval.
+ */
+static long
+spread_bound_s(const struct agent *a, long interval_s)
+{
+	return a->cfg.startup_splay_seconds < interval_s ? a->cfg.startup_splay_seconds : interval_s;
+}
+
+/*
+ * The phase spread: the daemon's first success, and its first success after
+ * a failure, wait an extra uniform random delay below one interval. Every
+ * later cycle starts an interval after the last one's reply, so the reply
+ * to this cycle sets the agent's phase for good; and replies come together
+ * when the verifier (or the agents' CPU) was the bottleneck: spread starts
+ * end in bunched replies once a queue drains, and agents turned away by an
+ * outage return within their last backoff window, which can be narrower
+ * than the interval. The extra wait puts each phase anywhere in the
+ * interval, whenever this reply came. It is safe: the next evidence comes
+ * within 2 intervals, inside the verifier's liveness window of
+ * KL_LIVENESS_FACTOR intervals (docs/fleet.md has the measurements).
+ * Returns the extra delay in ms, or -1 when there is none to draw.
+ */
+static long
+phase_spread_ms(struct agent *a, long interval_s)
+{
+	long bound = spread_bound_s(a, interval_s), extra = -1;	/* -1: none */
+
+	if (a->rephase && bound > 0)
+		extra = kl_sched_spread_ms(bound * 1000, random_u64());
+	a->rephase = false;
+	return extra;
+}
+
+/*
  * After a cycle: update the counters and the state, choose the delay to the
  * next attempt, log it in one stable line and write the status file.
  * Returns the delay in ms; *why says where it came from.
@@ -96,7 +131,7 @@ agent_after_cycle(struct agent *a, int rc, const char **why)
 		    "seconds_to_next_attestation");
 		double v = json_number_value(h);
 		enum kl_sched_why w;
-		long s;
+		long s, extra;
 
 		if (h != NULL && !json_is_null(h) && !json_is_number(h))
 			kl_warn("submission.seconds_to_next_attestation is not a number: ignored");
@@ -105,14 +140,20 @@ agent_after_cycle(struct agent *a, int rc, const char **why)
 		s = kl_sched_next(&a->sched, json_is_number(h), (long)v,
 		    a->cfg.attestation_interval_seconds, &w);
 		*why = kl_sched_why_name(w);
-		ms = s * 1000;
+		extra = phase_spread_ms(a, s);
+		ms = s * 1000 + (extra > 0 ? extra : 0);
 		a->attempt = 0;
 		a->st.consecutive_failures = 0;
 		a->st.last_success = now;
 		a->st.last_hint = a->sched.last_hint;
 		next = ST_NEGOTIATING;
-		kl_info("%s: %s -> %s: next cycle in %ld.%03ld s (%s)", agent_id(a),
-		    agent_state_name(old), agent_state_name(next), ms / 1000, ms % 1000, *why);
+		if (extra >= 0)
+			kl_info("%s: %s -> %s: next cycle in %ld.%03ld s (%s + %ld.%03ld s phase spread)",
+			    agent_id(a), agent_state_name(old), agent_state_name(next),
+			    ms / 1000, ms % 1000, *why, extra / 1000, extra % 1000);
+		else
+			kl_info("%s: %s -> %s: next cycle in %ld.%03ld s (%s)", agent_id(a),
+			    agent_state_name(old), agent_state_name(next), ms / 1000, ms % 1000, *why);
 	} else {
 		a->attempt++;
 		a->st.consecutive_failures++;
@@ -179,10 +220,8 @@ startup_splay_ms(struct agent *a, long *bound_s)
 	(void)kl_status_read(a->status_path, &prev);	/* warns; never fatal */
 	a->st.last_hint = prev.last_hint;
 	interval = prev.last_hint >= 0 ? prev.last_hint : a->cfg.attestation_interval_seconds;
-	*bound_s = a->cfg.startup_splay_seconds < interval ? a->cfg.startup_splay_seconds : interval;
-	if (*bound_s <= 0)
-		return 0;
-	return (long)(random_u64() % (uint64_t)(*bound_s * 1000));
+	*bound_s = spread_bound_s(a, interval);
+	return kl_sched_spread_ms(*bound_s * 1000, random_u64());
 }
 
 int
@@ -214,6 +253,7 @@ agent_run_daemon(struct agent *a)
 		    agent_id(a), splay / 1000, splay % 1000, bound);
 	/* TERM/INT end the splay at once; HUP reloads and the same wait goes on. */
 	stopped = splay > 0 && wait_next(a, splay);
+	a->rephase = true;	/* the first success's reply sets the phase */
 	while (!stopped) {
 		int rc;
 
@@ -228,6 +268,9 @@ agent_run_daemon(struct agent *a)
 		} else if ((rc = agent_cycle(a)) == AGENT_STOPPED) {
 			break;
 		}
+		/* Failures since the last success (step retries too): re-phase. */
+		if (rc != KL_OK || a->st.consecutive_failures > 0)
+			a->rephase = true;
 		stopped = wait_next(a, agent_after_cycle(a, rc, &why));
 	}
 	kl_info("%s: stopping on %s", agent_id(a), a->stop_sig == SIGINT ? "SIGINT" : "SIGTERM");

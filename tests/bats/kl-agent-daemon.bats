@@ -56,6 +56,8 @@ load fixtures/agent/common
 		awk 'NR > 1 && $1 - p < d - 0.01 { print "too early: " $1 - p " < " d; bad = 1 } { p = $1; d = $2 } END { exit bad }'
 	[ "$(status '{consecutive_failures,last_exit_class}')" = '{"consecutive_failures":0,"last_exit_class":0}' ]
 	status .last_success | grep -qv null
+	# startup_splay_seconds = 0 (the fixture's) turns the phase spread off too.
+	refute grep -q "phase spread" "$T/agent.err"
 }
 
 @test "daemon: a full keylime_dir at start is a warning; attesting goes on" {
@@ -249,6 +251,35 @@ splay_of() {
 	[ ! -e "$T/calls.log" ]
 }
 
+
+# "next cycle in 3.456 s (seconds_to_next_attestation + 1.456 s phase spread)"
+SPREAD_RE='next cycle in ([0-9]+)\.([0-9]{3}) s \(seconds_to_next_attestation \+ ([0-9]+)\.([0-9]{3}) s phase spread\)'
+
+@test "phase spread: the first success, and the first after a failure, wait up to one interval more" {
+	# The reply to those cycles sets the agent's phase (docs/fleet.md).
+	setconf startup_splay_seconds 60
+	plan kl-submit "* ok 2"
+	plan kl-negotiate "1 ok" "1 exit 111" "* ok"
+	start_agent
+	wait_for 30 calls_at_least kl-submit 4
+	stop_agent TERM
+	local lines i total extra next=(2 4)	# the kl-negotiate calls that start cycles 2 and 3
+	mapfile -t lines < <(grep "Attesting -> Negotiating: next cycle in" "$T/agent.err")
+	# Cycle 1 (the first) and cycle 2 (a retried kl-negotiate, then a success):
+	# the hint (2 s) plus a draw below min(startup_splay_seconds, the hint).
+	for i in 0 1; do
+		[[ ${lines[i]} =~ $SPREAD_RE ]] || { echo "no phase spread: ${lines[i]}" >&2; return 1; }
+		total=$((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[2]}))
+		extra=$((10#${BASH_REMATCH[3]} * 1000 + 10#${BASH_REMATCH[4]}))
+		[ "$extra" -lt 2000 ]
+		[ "$total" = $((2000 + extra)) ]
+		# The next cycle came no sooner.
+		awk -v a="$(times kl-submit | sed -n "$((i + 1))p")" -v b="$(times kl-negotiate | sed -n "${next[i]}p")" \
+			-v d="$total" 'BEGIN { if ((b - a) * 1000 < d - 10) { print "after " (b - a) " s, not " d " ms"; exit 1 } }'
+	done
+	# Cycle 3 follows the hint exactly: its phase stays.
+	[[ ${lines[2]} == *"next cycle in 2.000 s (seconds_to_next_attestation)" ]]
+}
 
 @test "splay: startup_splay_seconds = 0 disables it; --once is always immediate" {
 	local t0

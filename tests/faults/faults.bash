@@ -48,11 +48,14 @@ faults_teardown_file() {
 	kl_stop_swtpm
 }
 
-# Short HTTP timeout (a hung verifier costs 1.5 s per try), short backoff.
+# Short HTTP timeout (a hung verifier costs 1.5 s per try), short backoff. No
+# start-up splay: with it, the first pass is followed by the phase spread (up
+# to one more interval, docs/fleet.md), and a fault that fails no cycle (a full
+# disk) would wait for that next pass, not for the recovery this matrix times.
 faults_setup() {
 	T=$BATS_TEST_TMPDIR
 	unset KL_STEP_DIR KL_SYSCONFDIR
-	agent_new "$T" "attestation_interval_seconds = $INTERVAL" \
+	agent_new "$T" "attestation_interval_seconds = $INTERVAL" "startup_splay_seconds = 0" \
 		"exponential_backoff_initial_delay = 100" \
 		"exponential_backoff_max_delay = 800" \
 		"exponential_backoff_max_retries = 2" "$@"

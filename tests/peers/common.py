@@ -147,17 +147,19 @@ class Recorder:
         self.faults = []
         self.seq = 0
         self.keep = True                # False: count only (GET /stats), no bodies kept
-        self.per_second = {}            # int(time) -> [requests, bytes]
+        self.per_second = {}            # int(time) -> [requests, bytes, max lag ms]
+        self.per_second_kind = {}       # int(time) -> {kind: requests}
         self.per_kind = {}              # "POST /sessions" ... -> [requests, bytes, body bytes]
 
-    def record(self, req):
+    def record(self, req, lag=0.0):
+        """lag: seconds from the connection's accept to this record (0: unknown)."""
         try:
             text, b64 = req.body.decode("utf-8"), None
         except UnicodeDecodeError:
             text, b64 = None, base64.b64encode(req.body).decode()
         now = time.time()
         with self.lock:
-            self.count(req, now)
+            self.count(req, now, lag)
             self.seq += 1
             rec = {"seq": self.seq, "time": now, "scheme": req.scheme,
                    "method": req.method, "path": req.path, "query": req.query,
@@ -169,17 +171,22 @@ class Recorder:
                 self.requests.append(rec)
         return rec
 
-    def count(self, req, now):
-        """Requests and bytes per second and per kind (scripts/fleet). Lock held."""
+    def count(self, req, now, lag=0.0):
+        """Requests and bytes per second and per kind, and the longest wait
+        between accept and record in each second: a starved server that reads
+        queued requests in bursts shows there (scripts/fleet). Lock held."""
         # The HTTP bytes as sent: request line, headers, blank line, body.
         size = (len(req.method) + len(req.path) + len(urllib.parse.urlencode(req.query))
                 + 12 + sum(len(k) + len(v) + 4 for k, v in req.headers.items())
                 + 2 + len(req.body))
-        sec = self.per_second.setdefault(int(now), [0, 0])
+        sec = self.per_second.setdefault(int(now), [0, 0, 0])
         sec[0] += 1
         sec[1] += size
+        sec[2] = max(sec[2], round(lag * 1000))
         kind = "%s %s" % (req.method, re.sub(r"/(agents|sessions|attestations)/[^/]+",
                                              r"/\1/-", req.path))
+        by_kind = self.per_second_kind.setdefault(int(now), {})
+        by_kind[kind] = by_kind.get(kind, 0) + 1
         k = self.per_kind.setdefault(kind, [0, 0, 0])
         k[0] += 1
         k[1] += size
@@ -288,7 +295,12 @@ class Handler(BaseHTTPRequestHandler):
                 resp = json_response(500, {"error": traceback.format_exc(limit=2)})
             self.send_plain(resp, None)
             return
-        rec = peer.recorder.record(req)
+        # The wait since accept, for the first request of a connection only
+        # (a later one waited for the client, not for the server).
+        accepted = self.client_address[2] if len(self.client_address) > 2 else None
+        lag = time.time() - accepted if accepted and not getattr(self, "lag_done", False) else 0.0
+        self.lag_done = True
+        rec = peer.recorder.record(req, lag)
         idx, rule = peer.recorder.match_fault(req)
         if rule is not None:
             rec["fault"] = idx
@@ -413,6 +425,10 @@ class Server(ThreadingHTTPServer):
         self.control = control
         self.tls_context = tls_context
 
+    def process_request(self, request, client_address):
+        # The accept time rides along in the address, for the lag in GET /stats.
+        super().process_request(request, tuple(client_address) + (time.time(),))
+
     def finish_request(self, request, client_address):
         # The TLS handshake runs here, in the connection's own thread, so a
         # slow or broken client cannot stall the accept loop.
@@ -512,13 +528,15 @@ class Peer:
         return json_response(200, {})
 
     def ctl_stats(self, req):
-        """{"per_second": {"<unix s>": [requests, bytes]}, "per_kind": {"POST /v3/...":
-        [requests, bytes, body bytes]}}; ?keep=0 stops keeping request records."""
+        """{"per_second": {"<unix s>": [requests, bytes, max lag ms]}, "per_kind":
+        {"POST /v3/...": [requests, bytes, body bytes]}, "per_second_kind": {"<unix s>":
+        {"POST /v3/...": requests}}}; ?keep=0 stops keeping request records."""
         with self.recorder.lock:
             if req.query.get("keep") in ("0", "1"):
                 self.recorder.keep = req.query["keep"] == "1"
             return json_response(200, {"per_second": dict(self.recorder.per_second),
-                                       "per_kind": dict(self.recorder.per_kind)})
+                                       "per_kind": dict(self.recorder.per_kind),
+                                       "per_second_kind": dict(self.recorder.per_second_kind)})
 
     def ctl_outage(self, req):
         """{"seconds": S}: close the API listeners (connections are refused) and
