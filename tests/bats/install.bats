@@ -5,10 +5,12 @@
 load helpers
 
 # inst DIR ARGS...: make install (or ARGS) into DESTDIR=DIR, from the tested build.
+# -o all: install what was built, never rebuild it (other test files run
+# those programs at the same time; a changed tree would relink them under them).
 inst() {
 	local d=$1
 	shift
-	make -s -C "$KL_TOP" BUILD="$KL_BUILD" DESTDIR="$d" "$@"
+	make -s -o all -C "$KL_TOP" BUILD="$KL_BUILD" DESTDIR="$d" "$@"
 }
 
 listing() { (cd "$1" && find . -mindepth 1 \( -type f -o -type d \) -printf '%M %p\n' | sort -k2); }
