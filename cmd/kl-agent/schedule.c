@@ -132,6 +132,7 @@ agent_after_cycle(struct agent *a, int rc, const char **why)
 		double v = json_number_value(h);
 		enum kl_sched_why w;
 		long s, extra;
+		char spread[48];	/* " + 12.345 s phase spread" when there is one */
 
 		if (h != NULL && !json_is_null(h) && !json_is_number(h))
 			kl_warn("submission.seconds_to_next_attestation is not a number: ignored");
@@ -147,13 +148,12 @@ agent_after_cycle(struct agent *a, int rc, const char **why)
 		a->st.last_success = now;
 		a->st.last_hint = a->sched.last_hint;
 		next = ST_NEGOTIATING;
+		spread[0] = '\0';
 		if (extra >= 0)
-			kl_info("%s: %s -> %s: next cycle in %ld.%03ld s (%s + %ld.%03ld s phase spread)",
-			    agent_id(a), agent_state_name(old), agent_state_name(next),
-			    ms / 1000, ms % 1000, *why, extra / 1000, extra % 1000);
-		else
-			kl_info("%s: %s -> %s: next cycle in %ld.%03ld s (%s)", agent_id(a),
-			    agent_state_name(old), agent_state_name(next), ms / 1000, ms % 1000, *why);
+			snprintf(spread, sizeof(spread), " + %ld.%03ld s phase spread",
+			    extra / 1000, extra % 1000);
+		kl_info("%s: %s -> %s: next cycle in %ld.%03ld s (%s%s)", agent_id(a),
+		    agent_state_name(old), agent_state_name(next), ms / 1000, ms % 1000, *why, spread);
 	} else {
 		a->attempt++;
 		a->st.consecutive_failures++;
