@@ -9,7 +9,7 @@ load fixtures/e2e/steps
 
 setup_file() {
 	file_start
-	kl_run kl-session <"$D/reg.json" >"$D/ses.json"
+	file_session
 	# Two measurement logs that exist and are readable.
 	printf 'fake uefi log\n' >"$D/uefi.log"
 	sed -i "s|^measuredboot_ml_path = .*|measuredboot_ml_path = \"$D/uefi.log\"|" "$D/agent.conf"

@@ -8,8 +8,7 @@ load fixtures/e2e/steps
 
 setup_file() {
 	file_start
-	kl_run kl-session <"$D/reg.json" >"$D/ses.json"
-	kl_run kl-negotiate <"$D/ses.json" | kl_run kl-quote >"$D/quo.json"
+	file_evidence
 }
 
 teardown_file() { file_stop; }

@@ -14,7 +14,7 @@ setup_file() {
 		$KLFIX ima-append "$IMA_LOG" "$f" >/dev/null
 	done
 	$KLFIX uefi-log "$D/no-uefi-log" >/dev/null
-	kl_run kl-session <"$D/reg.json" >"$D/ses.json"
+	file_session
 }
 
 teardown_file() { file_stop; }

@@ -12,7 +12,7 @@ SLOW=$([ "${KL_WRAP:-}" = valgrind ] && echo 6 || echo 1)
 
 setup_file() {
 	file_start
-	kl_run kl-session <"$D/reg.json" >"$D/ses.json"
+	file_session
 }
 
 teardown_file() { file_stop; }
