@@ -24,7 +24,8 @@ setup_file() {
 }
 
 # fuzz_ok NAME: the corpus, then the mutations; new inputs go to a scratch
-# directory, never into the seed corpus.
+# directory, never into the seed corpus, and a crashing input to the test's
+# own directory (libFuzzer's default is the working directory: the checkout).
 fuzz_ok() {
 	[ -z "${FUZZ_SKIP:-}" ] || skip "$FUZZ_SKIP"
 	local seeds=$KL_TOP/tests/fuzz/corpus/$1 work=$BATS_TEST_TMPDIR/new
@@ -32,7 +33,8 @@ fuzz_ok() {
 	mkdir -p "$work"
 	run --separate-stderr "$FUZZ/$1" -runs="${KL_FUZZ_RUNS:-30000}" \
 		-max_total_time="${KL_FUZZ_SECONDS:-1}" -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 "$work" "$seeds"
+		-rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$BATS_TEST_TMPDIR/" "$work" "$seeds"
 	if [ "$status" -ne 0 ]; then
 		tail -40 <<<"$stderr" >&2
 		return 1
