@@ -353,13 +353,18 @@ setup(CURL *h, const struct kl_http_opts *o, const struct kl_http_req *rq,
 
 #undef TRY
 
-/* Did a TLS handshake fail because the connection broke, not by refusal? */
-static int
-handshake_broke(const char *why)
+int
+kl_http_tls_fail_class(const char *why)
 {
-	return strstr(why, "SSL_ERROR_SYSCALL") != NULL ||
-	    strstr(why, "reset by peer") != NULL ||
-	    strstr(why, "unexpected eof") != NULL;
+	static const char *const broke[] = {
+		"SSL_ERROR_SYSCALL", "reset by peer", "unexpected eof", "Broken pipe",
+		"timed out", "timeout", "errno ",
+	};
+
+	for (size_t i = 0; i < sizeof(broke) / sizeof(broke[0]); i++)
+		if (strstr(why, broke[i]) != NULL)
+			return KL_TEMP;
+	return KL_PERM;
 }
 
 /* Map a failed transfer to KL_PERM or KL_TEMP (table in kl_http.h) and log it. */
@@ -388,7 +393,7 @@ transfer_fail(CURLcode cc, const struct xfer *x, const char *errbuf,
 	case CURLE_SSL_CACERT_BADFILE:
 		return req_fail(KL_PERM, rq, "TLS: cannot load CA file %s", ca);
 	case CURLE_SSL_CONNECT_ERROR:
-		return req_fail(handshake_broke(why) ? KL_TEMP : KL_PERM, rq,
+		return req_fail(kl_http_tls_fail_class(why), rq,
 		    "TLS handshake failed: %s", why);
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:

@@ -75,7 +75,8 @@ struct kl_http_resp {
  *            from curl: TLS verification failed (CURLE_PEER_FAILED_VERIFICATION,
  *            which covers an unknown CA and a host name mismatch), unreadable CA
  *            file (CURLE_SSL_CACERT_BADFILE), a TLS handshake the peer refused
- *            (CURLE_SSL_CONNECT_ERROR, unless the connection broke during it),
+ *            (CURLE_SSL_CONNECT_ERROR, unless the connection broke during it:
+ *            kl_http_tls_fail_class),
  *            other TLS setup errors, a reply that is not HTTP
  *            (CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL), a bad URL,
  *            a bad content encoding, a reply larger than max_response
@@ -83,7 +84,7 @@ struct kl_http_resp {
  *   KL_TEMP  everything else: DNS failure, connection refused, timeouts
  *            (CURLE_OPERATION_TIMEDOUT), a reply cut short (CURLE_PARTIAL_FILE),
  *            no reply (CURLE_GOT_NOTHING), send or receive errors, a connection
- *            reset during the TLS handshake, out of memory.
+ *            that broke during the TLS handshake, out of memory.
  */
 /*
  * The configuration's TLS relaxations onto o, with one warning naming what
@@ -122,6 +123,16 @@ extern bool kl_http_dry_run;
  * Locale-independent.
  */
 long kl_http_parse_retry_after(const char *value, time_t now);
+
+/*
+ * Class of a failed TLS handshake (CURLE_SSL_CONNECT_ERROR) from curl's error
+ * text: KL_TEMP when the connection broke during it (SSL_ERROR_SYSCALL, a
+ * reset, an unexpected EOF, a broken pipe, a timeout, or a socket call that
+ * failed with an errno -- curl keeps the first error of a transfer, so a
+ * server that closed at once leaves "getpeername() failed with errno 107"),
+ * else KL_PERM: the peer refused (an alert, a reply that is not TLS).
+ */
+int kl_http_tls_fail_class(const char *why);
 
 /*
  * Class of an HTTP status for a kl exit code: 2xx KL_OK, 401 KL_REAUTH,

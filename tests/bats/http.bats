@@ -153,6 +153,28 @@ ra() {
 	done
 }
 
+@test "tls-class: a handshake the connection broke is temporary, one the peer refused permanent" {
+	local m
+	# curl's texts seen here (libcurl 7.88, OpenSSL 3.0). The getpeername one
+	# came from a fleet whose verifier closed its listeners: curl keeps the
+	# first error of a transfer, and the handshake then failed on the reset.
+	for m in "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to 127.0.0.1:8881 " \
+		"Recv failure: Connection reset by peer" "Send failure: Broken pipe" \
+		"error:0A000126:SSL routines::unexpected eof while reading" \
+		"getpeername() failed with errno 107: Transport endpoint is not connected" \
+		"SSL connection timeout" "Connection timed out after 10001 milliseconds"; do
+		run -0 kl_unit http tls-class "$m"
+		[ "$output" = 111 ] || { echo "$m: got $output"; return 1; }
+	done
+	for m in "error:0A00010B:SSL routines::wrong version number" \
+		"error:0A00042E:SSL routines::tlsv1 alert protocol version" \
+		"error:0A000410:SSL routines::sslv3 alert handshake failure" \
+		"error:0A0000BF:SSL routines::no protocols available"; do
+		run -0 kl_unit http tls-class "$m"
+		[ "$output" = 100 ] || { echo "$m: got $output"; return 1; }
+	done
+}
+
 @test "describe: JSON:API errors[0] code and detail" {
 	run -0 --separate-stderr kl_unit http describe 429 "$FIX/jsonapi-429.json"
 	[ "$output" = "HTTP 429 premature_attestation: Cannot create attestation for agent 'c0ffee00-1234-4abc-9def-0123456789ab' before the configured interval has elapsed. Wait 2 seconds before trying again." ]

@@ -25,6 +25,7 @@
 
 static const char usage[] =
     "usage: test_http [-v] retry-after VALUE NOW | status-class STATUS |\n"
+    "       tls-class CURL_ERROR_TEXT |\n"
     "       describe STATUS FILE [CAP] | request METHOD URL [options]\n";
 
 /* Read a whole file; *len its size. NULL on error. */
@@ -215,6 +216,10 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status-class") == 0 && argc == 3) {
 		printf("%d\n", kl_http_status_class(num(argv[2])));
+		return KL_OK;
+	}
+	if (strcmp(cmd, "tls-class") == 0 && argc == 3) {
+		printf("%d\n", kl_http_tls_fail_class(argv[2]));
 		return KL_OK;
 	}
 	if (strcmp(cmd, "describe") == 0)
