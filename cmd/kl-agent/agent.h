@@ -31,6 +31,13 @@ enum agent_state {
 	ST_ATTESTATION_FAILED,
 };
 
+/* Whether the daemon's next success draws a phase spread (schedule.c). */
+enum agent_rephase {
+	REPHASE_NO,
+	REPHASE_IF_LATE,	/* the first cycle: its start was splayed */
+	REPHASE_YES,		/* after a failure */
+};
+
 struct agent {
 	struct kl_config cfg;
 	const struct kl_cli *cli;	/* our options (main.c) */
@@ -47,7 +54,7 @@ struct agent {
 	struct kl_status st;
 	struct kl_sched sched;
 	unsigned attempt;		/* failed attempts since the last success: the backoff exponent */
-	bool rephase;			/* daemon: spread the wait after the next success (schedule.c) */
+	enum agent_rephase rephase;	/* daemon: spread the wait after the next success? (schedule.c) */
 	uint64_t cycle_start_ms;	/* when the current cycle began (kl_now_ms) */
 	bool verdict;			/* --verdict: kl-verdict after every cycle */
 	long unverdicted;		/* cycles done since kl-verdict last ran (verdict_every_cycles) */

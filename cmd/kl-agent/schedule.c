@@ -88,27 +88,39 @@ spread_bound_s(const struct agent *a, long interval_s)
 }
 
 /*
- * The phase spread: the daemon's first success, and its first success after
- * a failure, wait an extra uniform random delay below one interval. Every
- * later cycle starts an interval after the last one's reply, so the reply
- * to this cycle sets the agent's phase for good; and replies come together
- * when the verifier (or the agents' CPU) was the bottleneck: spread starts
- * end in bunched replies once a queue drains, and agents turned away by an
- * outage return within their last backoff window, which can be narrower
- * than the interval. The extra wait puts each phase anywhere in the
- * interval, whenever this reply came. It is safe: the next evidence comes
- * within 2 intervals, inside the verifier's liveness window of
- * KL_LIVENESS_FACTOR intervals (docs/fleet.md has the measurements).
- * Returns the extra delay in ms, or -1 when there is none to draw.
+ * The phase spread: the daemon's first success after a failure, and its first
+ * success at all when that reply came late, wait an extra uniform random
+ * delay below one interval. Every later cycle starts an interval after the
+ * last one's reply, so the reply to this cycle sets the agent's phase for
+ * good; and replies come together when the verifier (or the registrar, or
+ * the agents' CPU) was the bottleneck: spread starts end in bunched replies
+ * once a queue drains, and agents turned away by an outage return within
+ * their last backoff window, which can be narrower than the interval.
+ *
+ * The first cycle's start was drawn by the start-up splay, so a prompt reply
+ * keeps that draw as the phase: spreading it again would only hold back the
+ * second attestation, by up to an interval, and leave the verifier a lull
+ * after every boot. A first cycle that took more than a tenth of the
+ * interval waited somewhere (the TPM, a queue), and its reply may have come
+ * with a crowd: it is spread. After a failure there is no splayed start to
+ * keep, so the first success always is.
+ *
+ * The extra wait puts each phase anywhere in the interval, whenever this
+ * reply came. It is safe: the next evidence comes within 2 intervals,
+ * inside the verifier's liveness window of KL_LIVENESS_FACTOR intervals
+ * (docs/fleet.md has the measurements). Returns the extra delay in ms, or
+ * -1 when there is none to draw.
  */
 static long
 phase_spread_ms(struct agent *a, long interval_s)
 {
 	long bound = spread_bound_s(a, interval_s), extra = -1;	/* -1: none */
+	uint64_t took_ms = kl_now_ms() - a->cycle_start_ms;
+	bool late = took_ms * 10 > (uint64_t)interval_s * 1000;
 
-	if (a->rephase && bound > 0)
+	if (bound > 0 && (a->rephase == REPHASE_YES || (a->rephase == REPHASE_IF_LATE && late)))
 		extra = kl_sched_spread_ms(bound * 1000, random_u64());
-	a->rephase = false;
+	a->rephase = REPHASE_NO;
 	return extra;
 }
 
@@ -253,7 +265,8 @@ agent_run_daemon(struct agent *a)
 		    agent_id(a), splay / 1000, splay % 1000, bound);
 	/* TERM/INT end the splay at once; HUP reloads and the same wait goes on. */
 	stopped = splay > 0 && wait_next(a, splay);
-	a->rephase = true;	/* the first success's reply sets the phase */
+	/* The first reply sets the phase; the splay drew it already (bound 0: neither). */
+	a->rephase = REPHASE_IF_LATE;
 	while (!stopped) {
 		int rc;
 
@@ -270,7 +283,7 @@ agent_run_daemon(struct agent *a)
 		}
 		/* Failures since the last success (step retries too): re-phase. */
 		if (rc != KL_OK || a->st.consecutive_failures > 0)
-			a->rephase = true;
+			a->rephase = REPHASE_YES;
 		stopped = wait_next(a, agent_after_cycle(a, rc, &why));
 	}
 	kl_info("%s: stopping on %s", agent_id(a), a->stop_sig == SIGINT ? "SIGINT" : "SIGTERM");

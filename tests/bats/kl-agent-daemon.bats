@@ -255,9 +255,12 @@ splay_of() {
 # "next cycle in 3.456 s (seconds_to_next_attestation + 1.456 s phase spread)"
 SPREAD_RE='next cycle in ([0-9]+)\.([0-9]{3}) s \(seconds_to_next_attestation \+ ([0-9]+)\.([0-9]{3}) s phase spread\)'
 
-@test "phase spread: the first success, and the first after a failure, wait up to one interval more" {
-	# The reply to those cycles sets the agent's phase (docs/fleet.md).
+@test "phase spread: a slow first success, and the first after a failure, wait up to one interval more" {
+	# The reply to those cycles sets the agent's phase (docs/fleet.md). The
+	# first cycle takes 0.5 s, more than a tenth of the 2-s interval: it waited
+	# (here in kl-register), and its reply may have come with a crowd.
 	setconf startup_splay_seconds 60
+	plan kl-register "1 sleep 0.5"
 	plan kl-submit "* ok 2"
 	plan kl-negotiate "1 ok" "1 exit 111" "* ok"
 	start_agent
@@ -279,6 +282,19 @@ SPREAD_RE='next cycle in ([0-9]+)\.([0-9]{3}) s \(seconds_to_next_attestation \+
 	done
 	# Cycle 3 follows the hint exactly: its phase stays.
 	[[ ${lines[2]} == *"next cycle in 2.000 s (seconds_to_next_attestation)" ]]
+}
+
+@test "phase spread: none after a prompt first success: the start-up splay drew its phase" {
+	# A 30-s interval: the fake steps' first cycle takes far less than a tenth.
+	setconf startup_splay_seconds 60
+	plan kl-submit "* ok 30"
+	start_agent
+	wait_for 10 grep -q "next cycle in" "$T/agent.err"
+	stop_agent TERM
+	grep -q "first cycle in .* (start-up splay, below 2 s)" "$T/agent.err"
+	run -0 grep "next cycle in" "$T/agent.err"
+	[ "${#lines[@]}" = 1 ]
+	[[ ${lines[0]} == *"Attesting -> Negotiating: next cycle in 30.000 s (seconds_to_next_attestation)" ]]
 }
 
 @test "splay: startup_splay_seconds = 0 disables it; --once is always immediate" {

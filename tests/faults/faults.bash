@@ -49,8 +49,8 @@ faults_teardown_file() {
 }
 
 # Short HTTP timeout (a hung verifier costs 1.5 s per try), short backoff. No
-# start-up splay: with it, the first pass is followed by the phase spread (up
-# to one more interval, docs/fleet.md), and a fault that fails no cycle (a full
+# start-up splay: with it, a slow first pass is followed by the phase spread
+# (up to one more interval, docs/fleet.md), and a fault that fails no cycle (a full
 # disk) would wait for that next pass, not for the recovery this matrix times.
 faults_setup() {
 	T=$BATS_TEST_TMPDIR
