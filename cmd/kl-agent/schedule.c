@@ -115,10 +115,11 @@ static long
 phase_spread_ms(struct agent *a, long interval_s)
 {
 	long bound = spread_bound_s(a, interval_s), extra = -1;	/* -1: none */
-	uint64_t took_ms = kl_now_ms() - a->cycle_start_ms;
-	bool late = took_ms * 10 > (uint64_t)interval_s * 1000;
+	bool draw = a->rephase == REPHASE_YES ||
+	    (a->rephase == REPHASE_IF_LATE &&
+	    (kl_now_ms() - a->cycle_start_ms) * 10 > (uint64_t)interval_s * 1000);
 
-	if (bound > 0 && (a->rephase == REPHASE_YES || (a->rephase == REPHASE_IF_LATE && late)))
+	if (bound > 0 && draw)
 		extra = kl_sched_spread_ms(bound * 1000, random_u64());
 	a->rephase = REPHASE_NO;
 	return extra;
