@@ -165,6 +165,14 @@ pass_after_clear() {
 		if (d > w) { printf "pass %.2f s after the fault cleared (> %d s)\n", d, w; exit 1 } }' >&2
 }
 
+# agent_alive: kl-agent still runs; else say so, with its stderr.
+agent_alive() {
+	kill -0 "$AGENT_PID" && return 0
+	echo "kl-agent died" >&2
+	cat "$T/agent.err" >&2
+	return 1
+}
+
 # fails_during S: for S seconds with the fault on, no pass, state files valid
 # at every look, kl-agent still running.
 fails_during() {
@@ -173,13 +181,13 @@ fails_during() {
 	# valgrind, on a busy machine, that came more than 0.5 s after its start.
 	for ((i = 0; i < 300; i++)); do
 		[ -e "$KDIR/kl-status.json" ] && break
-		kill -0 "$AGENT_PID" || { echo "kl-agent died" >&2; cat "$T/agent.err" >&2; return 1; }
+		agent_alive || return 1
 		sleep 0.1
 	done
 	n=$(passes)
 	for ((i = 0; i < s * 10; i++)); do
 		states_valid || return 1
-		kill -0 "$AGENT_PID" || { echo "kl-agent died" >&2; cat "$T/agent.err" >&2; return 1; }
+		agent_alive || return 1
 		sleep 0.1
 	done
 	[ "$(passes)" = "$n" ] || { echo "a pass while the fault was on" >&2; return 1; }
